@@ -1,0 +1,1 @@
+"""Tablestack: SQLModel tables drive a REST CRUD API, an admin UI, migrations and seed data."""

@@ -1,0 +1,1 @@
+"""Users, password hashing and roles shared by the API and the admin."""

@@ -1,0 +1,222 @@
+"""The `tablestack` command: serve, migrate, makemigrations, check, create-user."""
+
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from backend.config import ConfigurationError, Settings, load_settings
+
+cli = typer.Typer(
+    name="tablestack",
+    help="Tablestack: a CRUD API and admin generated from SQLModel tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one line."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print `message` as one line on stderr and exit with `code`."""
+    typer.echo(f"tablestack: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _describe_database_error(exc: BaseException, settings: Settings | None) -> str:
+    target = ""
+    if settings is not None:
+        url = make_url(settings.database_url)
+        target = f" {url.render_as_string(hide_password=True)}"
+    original = getattr(exc, "orig", None) or exc
+    detail = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    message = f"cannot use the database{target}: {type(original).__name__}: {detail}".rstrip(": ")
+    if "no such table" in detail or "does not exist" in detail and "relation" in detail:
+        message += " (is the database migrated? run `tablestack migrate`)"
+    return message
+
+
+def one_line_errors(command: F) -> F:
+    """Turn expected failures (settings, database, I/O) into one line and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        settings: Settings | None = None
+        try:
+            settings = load_settings()
+            return command(*args, **kwargs)
+        except (ConfigurationError, CommandError) as exc:
+            fail(str(exc))
+        except (DBAPIError, SQLAlchemyError, OSError, ArgumentError) as exc:
+            fail(_describe_database_error(exc, settings))
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    settings.check_production_ready()
+    return settings
+
+
+@cli.command()
+@one_line_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API and the admin with uvicorn."""
+    import uvicorn
+
+    _settings()
+    if reload and workers > 1:
+        raise CommandError("--reload and --workers > 1 cannot be combined")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"Tablestack on http://{shown}:{port}")
+    typer.echo(f"  API docs: http://{shown}:{port}/docs")
+    typer.echo(f"  Admin:    http://{shown}:{port}/admin")
+    uvicorn.run(
+        "backend.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=None if reload else workers,
+        proxy_headers=True,
+    )
+
+
+@cli.command()
+@one_line_errors
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (to head by default)."""
+    from backend import schema
+
+    settings = _settings()
+    asyncio.run(schema.upgrade(settings.database_url, revision))
+    typer.echo(f"database at {', '.join(sorted(asyncio.run(_current(settings))))}")
+
+
+async def _current(settings: Settings) -> set[str]:
+    from backend import schema
+
+    return await schema.current_revisions(settings.database_url) or {"base"}
+
+
+@cli.command()
+@one_line_errors
+def makemigrations(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision does.")],
+) -> None:
+    """Autogenerate a migration from the models (needs no running database)."""
+    from backend import schema
+
+    path = schema.makemigrations(message)
+    if path is None:
+        typer.echo("no changes: the models match the migrations")
+    else:
+        typer.echo(f"wrote {os.path.relpath(path)}")
+
+
+@cli.command()
+@one_line_errors
+def check(
+    live: Annotated[
+        bool,
+        typer.Option(help="Compare the configured database (at head) instead of a scratch one."),
+    ] = False,
+) -> None:
+    """Exit non-zero, listing the differences, when the models and migrations disagree."""
+    from backend import schema
+
+    if live:
+        settings = _settings()
+        current = asyncio.run(schema.current_revisions(settings.database_url))
+        heads = schema.head_revisions()
+        if current != heads:
+            raise CommandError(
+                f"database is at {', '.join(sorted(current)) or 'base'}, not at head "
+                f"{', '.join(sorted(heads))}; run `tablestack migrate` first"
+            )
+        diffs = asyncio.run(schema.diff(settings.database_url))
+    else:
+        diffs = asyncio.run(schema.diff_against_migrations())
+    lines = schema.format_diff(diffs)
+    if lines:
+        typer.echo("models and migrations disagree:", err=True)
+        for line in lines:
+            typer.echo(f"  - {line}", err=True)
+        typer.echo('run `tablestack makemigrations -m "..."` to write a migration', err=True)
+        raise typer.Exit(1)
+    typer.echo("ok: the models match the migrations")
+
+
+@cli.command("create-user")
+@one_line_errors
+def create_user(
+    email: Annotated[str, typer.Argument(help="The user's email, used to sign in.")],
+    role: Annotated[str, typer.Option(help="viewer, editor or admin.")] = "admin",
+    full_name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="Read the password from this environment variable instead of a prompt."),
+    ] = None,
+    update: Annotated[
+        bool, typer.Option(help="Change the password and role of an existing user.")
+    ] = False,
+) -> None:
+    """Create a user (or, with --update, reset one) with a hashed password."""
+    from backend.auth.users import UserError, upsert_user
+    from backend.models import Role
+
+    settings = _settings()
+    try:
+        chosen_role = Role(role)
+    except ValueError:
+        raise CommandError(f"--role must be one of {', '.join(r.value for r in Role)}") from None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise CommandError(f"environment variable {password_env} is not set or empty")
+    elif not sys.stdin.isatty():
+        raise CommandError("no terminal to prompt for a password: use --password-env VAR")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = asyncio.run(
+            upsert_user(
+                settings,
+                email=email,
+                password=password,
+                role=chosen_role,
+                full_name=full_name,
+                update=update,
+            )
+        )
+    except UserError as exc:
+        raise CommandError(str(exc)) from None
+    except IntegrityError as exc:
+        raise CommandError(f"cannot save user {email}: {exc.orig}") from None
+    typer.echo(f"{'created' if created else 'updated'} {chosen_role.value} {email}")
+
+
+def main() -> None:
+    """Entry point of the `tablestack` script."""
+    cli()

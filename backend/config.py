@@ -1,0 +1,91 @@
+"""Settings from environment variables (prefix-free) and an optional `.env` file."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'tablestack.db'}"
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or invalid; the message is one line meant for a person."""
+
+
+class Settings(BaseSettings):
+    """Everything Tablestack reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = DEFAULT_SECRET_KEY
+    # SQLite
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # PostgreSQL pool
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_pre_ping: bool = True
+    db_pool_recycle_s: int = Field(default=1800, ge=-1)
+    db_echo: bool = False
+    # API
+    cors_origins: list[str] = Field(default_factory=list)
+    page_size_default: int = Field(default=25, ge=1)
+    page_size_max: int = Field(default=1000, ge=1)
+    anonymous_read: bool = False
+    access_token_expire_minutes: int = Field(default=60, ge=1)
+    # Admin
+    admin_title: str = "Tablestack admin"
+    session_https_only: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"cannot parse DATABASE_URL {value!r}") from None
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"DATABASE_URL driver {url.drivername!r} is not supported; "
+                f"use one of {', '.join(SUPPORTED_DRIVERS)}"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_production_ready(self) -> None:
+        """Refuse to run outside development with settings that are only safe on a laptop."""
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ConfigurationError(
+                "SECRET_KEY still has its development default; set SECRET_KEY to a long "
+                "random value before running with ENVIRONMENT=production"
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one readable line."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]).upper() or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigurationError(f"invalid setting {field}: {message}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The generated REST API: schemas, the async CRUDGenerator, query parsing, error mapping."""

@@ -1,0 +1,139 @@
+"""Create / Update / Read schemas derived from a table class, shared by the API, admin and seeds.
+
+A table author writes only the table; its input and output shapes follow from it:
+- Create: every column but the read-only ones (primary key, server-managed timestamps), with
+  the table's own types and constraints, timezone-aware datetimes, unknown fields refused;
+- Update: the same fields, all optional; a field sent as null is refused unless the column
+  is nullable, and `model_dump(exclude_unset=True)` gives just what the client sent;
+- Read: every column, plus `<name>_ids` lists for the registry's `many_to_many` links.
+A registry option (`create_schema`, `update_schema`, `read_schema`) replaces any of them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model, model_validator
+from pydantic.fields import FieldInfo
+from sqlalchemy import inspect
+from sqlmodel import SQLModel
+from sqlmodel.main import FieldInfoMetadata
+
+from backend.registry import ResourceOptions
+
+
+@dataclass(frozen=True)
+class ManyToMany:
+    """A many-to-many relationship exposed as a list of the related rows' ids."""
+
+    field: str  # e.g. "tag_ids"
+    relationship: str  # e.g. "tags"
+    target: type[SQLModel]
+
+
+@dataclass(frozen=True)
+class Schemas:
+    """The derived (or overridden) shapes of one resource."""
+
+    create: type[BaseModel]
+    update: type[BaseModel]
+    read: type[BaseModel]
+    many_to_many: tuple[ManyToMany, ...]
+
+
+class InputSchema(BaseModel):
+    """Base of derived input schemas: unknown fields are an error, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def many_to_many_links(resource: ResourceOptions) -> tuple[ManyToMany, ...]:
+    """The resource's exposed many-to-many relationships, as `<singular>_ids` fields."""
+    links = []
+    for name in resource.many_to_many:
+        relationship = inspect(resource.model).relationships[name]
+        singular = name.removesuffix("s")
+        links.append(ManyToMany(f"{singular}_ids", name, relationship.mapper.class_))
+    return tuple(links)
+
+
+def _field_copy(info: FieldInfo, *, optional: bool) -> tuple[Any, FieldInfo]:
+    """The annotation and a copy of `info` without sqlmodel's column metadata."""
+    annotation = info.annotation
+    if annotation is datetime:
+        annotation = AwareDatetime
+    elif annotation == datetime | None:
+        annotation = AwareDatetime | None
+    metadata = [m for m in info.metadata if not isinstance(m, FieldInfoMetadata)]
+    kwargs: dict[str, Any] = {}
+    if optional:
+        kwargs["default"] = None
+    elif info.default_factory is not None:
+        kwargs["default_factory"] = info.default_factory
+    elif not info.is_required():
+        kwargs["default"] = info.default
+    if info.description:
+        kwargs["description"] = info.description
+    copy = FieldInfo(annotation=annotation, **kwargs)
+    copy.metadata = metadata
+    return annotation, copy
+
+
+def _read_validator(links: tuple[ManyToMany, ...]) -> Any:
+    def collect_ids(cls: type[BaseModel], value: Any) -> Any:
+        if isinstance(value, SQLModel):
+            data = {name: getattr(value, name) for name in cls.model_fields if hasattr(value, name)}
+            for link in links:
+                data[link.field] = sorted(row.id for row in getattr(value, link.relationship))
+            return data
+        return value
+
+    return model_validator(mode="before")(collect_ids)
+
+
+def read_only_fields(resource: ResourceOptions) -> tuple[str, ...]:
+    """Fields a client never writes: the primary key and the registry's read-only fields."""
+    return tuple(dict.fromkeys((resource.primary_key, *resource.read_only_fields)))
+
+
+@cache
+def derive_schemas(resource: ResourceOptions) -> Schemas:
+    """The Create / Update / Read schemas of a resource (cached per resource)."""
+    model = resource.model
+    title = model.__name__
+    links = many_to_many_links(resource)
+    read_only = set(read_only_fields(resource))
+    columns = [name for name in model.model_fields if name in resource.table.columns]
+
+    create_fields: dict[str, Any] = {}
+    update_fields: dict[str, Any] = {}
+    read_fields: dict[str, Any] = {}
+    for name in columns:
+        info = model.model_fields[name]
+        read_fields[name] = (info.annotation, FieldInfo(annotation=info.annotation))
+        if name in read_only:
+            continue
+        create_fields[name] = _field_copy(info, optional=False)
+        update_fields[name] = _field_copy(info, optional=True)
+    for link in links:
+        create_fields[link.field] = (
+            list[int],
+            FieldInfo(annotation=list[int], default_factory=list),
+        )
+        update_fields[link.field] = (list[int], FieldInfo(annotation=list[int], default=None))
+        read_fields[link.field] = (list[int], FieldInfo(annotation=list[int], default_factory=list))
+
+    create = resource.create_schema or create_model(
+        f"{title}Create", __base__=InputSchema, **create_fields
+    )
+    update = resource.update_schema or create_model(
+        f"{title}Update", __base__=InputSchema, **update_fields
+    )
+    read = resource.read_schema or create_model(
+        f"{title}Read",
+        __config__=ConfigDict(from_attributes=True),
+        __validators__={"collect_ids": _read_validator(links)} if links else None,
+        **read_fields,
+    )
+    return Schemas(create=create, update=update, read=read, many_to_many=links)

@@ -1,0 +1,121 @@
+"""The engine factory, the metadata naming convention and the per-request session dependency."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from backend.config import Settings
+
+# Stable constraint names, so migrations can drop and alter them. Set before any table exists.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata = SQLModel.metadata
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    """Create the folder of an SQLite database file, so a fresh checkout needs no set-up."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Create the one async engine of this process for the configured database."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        ensure_sqlite_directory(settings.database_url)
+        engine = create_async_engine(
+            url,
+            echo=settings.db_echo,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        )
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    return create_async_engine(
+        url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        pool_recycle=settings.db_pool_recycle_s,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """Enforce foreign keys, use WAL and wait on locks, on every new SQLite connection."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+
+class Database:
+    """The process's engine and the session factories built over it.
+
+    The factories exist from app construction (SQLAdmin needs one when it is mounted) and are
+    bound to the engine when the app's lifespan starts; the engine is disposed at shutdown.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: AsyncEngine | None = None
+        # The API's sessions: sqlmodel's AsyncSession (session.exec), no expiry after commit.
+        self.api_sessions = async_sessionmaker(class_=AsyncSession, expire_on_commit=False)
+        # SQLAdmin reconfigures the factory it is given, so it gets one of its own.
+        self.admin_sessions = async_sessionmaker(class_=SAAsyncSession, expire_on_commit=False)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the database engine is not started (the app lifespan has not run)")
+        return self._engine
+
+    @property
+    def started(self) -> bool:
+        return self._engine is not None
+
+    def start(self, engine: AsyncEngine | None = None) -> AsyncEngine:
+        """Create (or adopt) the engine and bind every session factory to it."""
+        self._engine = engine if engine is not None else create_engine(self.settings)
+        self.api_sessions.configure(bind=self._engine)
+        self.admin_sessions.configure(bind=self._engine)
+        return self._engine
+
+    async def dispose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+
+def get_database(request: Request) -> Database:
+    """The app's Database, stored on app.state by create_app."""
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; rolled back if the request fails before committing."""
+    async with get_database(request).api_sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -1,0 +1,53 @@
+"""The ASGI application: `create_app()` builds it, `app` is the default instance."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend import health
+from backend.config import Settings, get_settings
+from backend.db import Database
+from backend.schema import head_revisions
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """Build the app for `settings`; `engine` lets tests share an engine they own."""
+    settings = settings or get_settings()
+    settings.check_production_ready()
+    database = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        database.start(engine)
+        try:
+            yield
+        finally:
+            if engine is None:  # an engine handed in is disposed by its owner
+                await database.dispose()
+
+    app = FastAPI(
+        title="Tablestack",
+        summary="REST CRUD API generated from the registered SQLModel tables.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.migration_heads = head_revisions()
+    app.include_router(health.router)
+    return app
+
+
+@lru_cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`backend.main:app`, built from the environment on first use rather than at import."""
+    if name == "app":
+        return _default_app()
+    raise AttributeError(name)

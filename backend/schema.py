@@ -1,0 +1,182 @@
+"""The schema, owned by Alembic: upgrade, autogenerate, drift check and the head check.
+
+Every function takes a database URL and opens its own short-lived engine, handing the
+connection to `migrations/env.py`, so they work both from the CLI and inside a running loop.
+"""
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from backend.config import PROJECT_ROOT
+from backend.db import ensure_sqlite_directory
+
+T = TypeVar("T")
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic's Config for this project, pointed at `database_url`."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def head_revisions(database_url: str = "") -> set[str]:
+    """The revisions the migration scripts end at."""
+    return set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+async def _with_connection(database_url: str, work: Callable[[Connection], T]) -> T:
+    ensure_sqlite_directory(database_url)
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.run_sync(work)
+            await connection.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate the database up to `revision`."""
+
+    def work(connection: Connection) -> None:
+        config = alembic_config(database_url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    await _with_connection(database_url, work)
+
+
+async def downgrade(database_url: str, revision: str = "base") -> None:
+    """Migrate the database down to `revision`."""
+
+    def work(connection: Connection) -> None:
+        config = alembic_config(database_url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    await _with_connection(database_url, work)
+
+
+async def current_revisions(database_url: str) -> set[str]:
+    """The revisions the database is stamped with (empty when never migrated)."""
+
+    def work(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    return await _with_connection(database_url, work)
+
+
+async def diff(database_url: str) -> list[Any]:
+    """Differences between the models and a database migrated to head (empty: in sync)."""
+    import backend.registry  # noqa: F401  (imports every table)
+    from backend.db import metadata
+
+    def work(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "target_metadata": metadata}
+        )
+        return list(compare_metadata(context, metadata))
+
+    return await _with_connection(database_url, work)
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """The URL of an empty, throw-away SQLite database."""
+    with tempfile.TemporaryDirectory(prefix="tablestack-scratch-") as scratch:
+        yield f"sqlite+aiosqlite:///{Path(scratch) / 'scratch.db'}"
+
+
+async def diff_against_migrations() -> list[Any]:
+    """Upgrade a scratch database to head and compare it with the models."""
+    with scratch_database() as url:
+        await upgrade(url)
+        return await diff(url)
+
+
+def makemigrations(message: str) -> str | None:
+    """Autogenerate a revision from the models; return its path, or None when nothing changed.
+
+    Like Django's makemigrations it needs no running database: it compares the models with a
+    scratch SQLite database upgraded to head, and renders batch operations that run on both
+    SQLite and PostgreSQL.
+    """
+    generated: list[Any] = []
+
+    def skip_empty(_context: Any, _revision: Any, directives: list[Any]) -> None:
+        if directives[0].upgrade_ops.is_empty():
+            directives[:] = []
+        else:
+            generated.append(directives[0])
+
+    with scratch_database() as url:
+        config = alembic_config(url)
+
+        def work(connection: Connection) -> None:
+            config.attributes["connection"] = connection
+            command.revision(
+                config, message=message, autogenerate=True, process_revision_directives=skip_empty
+            )
+
+        async def run() -> None:
+            await upgrade(url)
+            await _with_connection(url, work)
+
+        asyncio.run(run())
+    if not generated:
+        return None
+    script = ScriptDirectory.from_config(config).get_revision(generated[0].rev_id)
+    return script.path if script is not None else None
+
+
+def format_diff(diffs: list[Any]) -> list[str]:
+    """One readable line per difference reported by alembic's compare_metadata."""
+    lines = []
+    for entry in diffs:
+        items = entry if isinstance(entry, list) else [entry]
+        for item in items:
+            lines.append(_describe(item))
+    return lines
+
+
+def _describe(item: tuple[Any, ...]) -> str:
+    kind = item[0]
+    if kind == "add_table":
+        return f"table {item[1].name!r} is in the models but not in the migrations"
+    if kind == "remove_table":
+        return f"table {item[1].name!r} is in the migrations but not in the models"
+    if kind == "add_column":
+        return f"column {item[2]}.{item[3].name} is in the models but not in the migrations"
+    if kind == "remove_column":
+        return f"column {item[2]}.{item[3].name} is in the migrations but not in the models"
+    if kind == "modify_type":
+        return f"column {item[2]}.{item[3]} type differs: migrations {item[5]}, models {item[6]}"
+    if kind == "modify_nullable":
+        return (
+            f"column {item[2]}.{item[3]} nullable differs: migrations {item[5]}, models {item[6]}"
+        )
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint"):
+        where = "models" if kind.startswith("add") else "migrations"
+        obj = item[1]
+        table = getattr(getattr(obj, "table", None), "name", "?")
+        return f"{kind.split('_')[1]} {obj.name!r} on {table} is only in the {where}"
+    if kind in ("add_fk", "remove_fk"):
+        where = "models" if kind.startswith("add") else "migrations"
+        return f"foreign key {item[1].name!r} on {item[1].parent.name} is only in the {where}"
+    return repr(item)

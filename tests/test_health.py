@@ -1,0 +1,45 @@
+"""Liveness and readiness."""
+
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
+from backend.config import Settings
+from backend.main import create_app
+
+
+async def test_healthz(client: AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_when_migrated(client: AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ready"
+
+
+async def test_readyz_reports_missing_migrations(empty_database_url: str) -> None:
+    app = create_app(Settings(database_url=empty_database_url, environment="test"))
+    async with LifespanManager(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert "migrations not at head" in body["reason"]
+    assert "tablestack migrate" in body["reason"]
+
+
+async def test_readyz_reports_unreachable_database() -> None:
+    settings = Settings(
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:9/none", environment="test"
+    )
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["reason"].startswith("database unreachable")
