@@ -1,0 +1,358 @@
+"""`make bench`: Tablestack and three peers over the same PostgreSQL data, under wrk.
+
+Steps: recreate and load the bench database; start the four servers (one process each);
+check every scenario's answer on every target; warm up; then round by round run each scenario
+on each target (the target order rotates every round), sampling the server's RSS and CPU;
+time the admin pages; write bench/results/results.json and results.md and print the table.
+See bench/README.md.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench import admin, dataset, report
+from bench.checks import CheckFailed, check_scenario
+from bench.targets import SCENARIOS, MemorySampler, Server, Target, all_targets
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+LUA = HERE / "wrk" / "scenario.lua"
+API_EMAIL = "bench@example.com"
+ADMIN_EMAIL = "bench-admin@example.com"
+WRITES = ("create", "patch")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every scenario (3)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds of each wrk run (5)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per run (2)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    parser.add_argument(
+        "--targets", default="tablestack,ceiling,flask,fastcrud", help="comma-separated keys"
+    )
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated keys")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/tablestack_bench"
+        ),
+        help="the bench database (dropped and recreated!)",
+    )
+    parser.add_argument("--reuse-database", action="store_true", help="skip recreate and load")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
+    parser.add_argument("--admin-requests", type=int, default=30, help="requests per admin page")
+    parser.add_argument("--base-port", type=int, default=8700)
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; use {', '.join(SCENARIOS)}")
+    return args
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installed from Debian's package when missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk is missing: installing the Debian package `wrk` (apt-get install -y wrk)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+        found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("bench: error: wrk is not installed; install it: apt-get install wrk")
+    return found
+
+
+def run_wrk(
+    wrk: str,
+    target: Target,
+    scenario: str,
+    token: str,
+    seconds: int,
+    args: argparse.Namespace,
+    tag: str,
+    volume: dataset.Volume,
+) -> dict[str, Any]:
+    """One wrk run; the parsed BENCH_RESULT line of scenario.lua."""
+    command = [
+        wrk,
+        f"--threads={args.threads}",
+        f"--connections={args.connections}",
+        f"--duration={seconds}s",
+        "--timeout=10s",
+        f"--script={LUA}",
+        target.base_url,
+        "--",
+        scenario,
+        target.paths[scenario],
+        token or "-",
+        str(volume.products),
+        str(volume.categories),
+        tag,
+    ]
+    if not args.no_pin and shutil.which("taskset"):
+        command = ["taskset", "--cpu-list", "1", *command]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    for line in completed.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+            return result
+    raise RuntimeError(f"wrk printed no result: {completed.stderr.strip() or completed.stdout}")
+
+
+def fetch_token(target: Target, password: str) -> str | None:
+    """A Bearer token from Tablestack, or None when its API is not there yet (404)."""
+    with httpx.Client(base_url=target.base_url, timeout=30) as client:
+        products = client.get("/api/products/1")
+        if products.status_code == 404 and "not found" in products.text.lower():
+            probe = client.get("/api/products")
+            if probe.status_code == 404:
+                return None
+        response = client.post(
+            "/api/auth/token", data={"username": API_EMAIL, "password": password}
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+
+async def category_total(database_url: str, category_id: int) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        total: int = await connection.fetchval(
+            "SELECT count(*) FROM products WHERE category_id = $1", category_id
+        )
+        return total
+    finally:
+        await connection.close()
+
+
+def versions() -> dict[str, str]:
+    names = ["fastapi", "starlette", "uvicorn", "sqlalchemy", "pydantic", "asyncpg", "flask"]
+    names += ["flask-sqlalchemy", "gunicorn", "psycopg", "fastcrud", "sqladmin", "orjson"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except Exception:
+            found[name] = "missing"
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    found["wrk"] = wrk_version.split()[1] if wrk_version else "?"
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    wrk = ensure_wrk()
+    volume = dataset.Volume()
+    wanted = args.targets.split(",")
+    targets = [t for t in all_targets(args.base_port) if t.key in wanted]
+    scenarios = {k: v for k, v in SCENARIOS.items() if k in args.scenarios.split(",")}
+    password = secrets.token_urlsafe(16)
+    env = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "DATABASE_URL": dataset.asyncpg_url(args.database_url),
+        "BENCH_DATABASE_URL": args.database_url,
+        "BENCH_PW": password,
+        "ACCESS_TOKEN_EXPIRE_MINUTES": "240",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "logs").mkdir(exist_ok=True)
+
+    if not args.reuse_database:
+        log(f"loading {volume.products:,} products, {volume.customers:,} customers ...")
+        dataset.prepare(args.database_url, env, volume)
+    for email, role in ((API_EMAIL, "editor"), (ADMIN_EMAIL, "admin")):
+        dataset.tablestack(
+            ["create-user", email, "--role", role, "--password-env", "BENCH_PW", "--update"], env
+        )
+    category_7 = asyncio.run(category_total(args.database_url, 7))
+
+    unavailable: dict[str, str] = {}
+    tokens: dict[str, str] = {}
+    runs: list[report.Run] = []
+    admin_results: dict[str, dict[str, float]] | None = None
+    admin_note: str | None = None
+    servers: dict[str, Server] = {}
+    cpu = None if args.no_pin else "0"
+    try:
+        for target in targets:
+            log(f"starting {target.label} on :{target.port}")
+            servers[target.key] = Server(target, env, RESULTS / "logs", cpu)
+        for server in servers.values():
+            server.wait_ready()
+
+        token = ""
+        if "tablestack" in servers:
+            fetched = fetch_token(servers["tablestack"].target, password)
+            if fetched is None:
+                unavailable["tablestack"] = "no /api/products in this build"
+                log("Tablestack has no /api/products yet: its rows are marked not available")
+            else:
+                token = fetched
+        # The same Authorization header goes to every target; the peers ignore it.
+        for target in targets:
+            tokens[target.key] = token
+
+        runnable: dict[str, list[str]] = {}
+        for target in targets:
+            if target.key in unavailable:
+                continue
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            with httpx.Client(base_url=target.base_url, headers=headers, timeout=30) as client:
+                for scenario in scenarios:
+                    try:
+                        check_scenario(client, target, scenario, volume.products, category_7)
+                    except (CheckFailed, httpx.HTTPError, ValueError, KeyError) as exc:
+                        unavailable[f"{target.key}:{scenario}"] = f"wrong answer: {exc}"
+                        log(f"{target.label} / {scenario}: check failed: {exc}")
+                    else:
+                        runnable.setdefault(target.key, []).append(scenario)
+            asyncio.run(dataset.restore(args.database_url, volume.products))
+
+        active = [t for t in targets if t.key in runnable]
+        log("warming up ...")
+        for target in active:
+            for scenario in runnable[target.key]:
+                run_wrk(wrk, target, scenario, token, args.warmup, args, "w" + target.key, volume)
+                if scenario in WRITES:
+                    asyncio.run(dataset.restore(args.database_url, volume.products))
+
+        for round_ in range(1, args.rounds + 1):
+            shift = (round_ - 1) % max(len(active), 1)
+            order = active[shift:] + active[:shift]
+            for scenario in scenarios:
+                for target in order:
+                    if scenario not in runnable[target.key]:
+                        continue
+                    server = servers[target.key]
+                    cpu_before = server.cpu_seconds()
+                    with MemorySampler(server) as memory:
+                        result = run_wrk(
+                            wrk,
+                            target,
+                            scenario,
+                            token,
+                            args.duration,
+                            args,
+                            f"r{round_}{target.key}",
+                            volume,
+                        )
+                    run = report.run_from_wrk(
+                        target.key,
+                        scenario,
+                        round_,
+                        result,
+                        memory.peak,
+                        server.cpu_seconds() - cpu_before,
+                    )
+                    runs.append(run)
+                    log(
+                        f"round {round_}/{args.rounds} {scenario:<6} {target.key:<10} "
+                        f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.1f} ms  "
+                        f"p99 {run.p99_ms:6.1f} ms  rss {run.peak_rss_bytes / report.MB:4.0f} MB"
+                        + (f"  ERRORS {run.errors}" if run.errors else "")
+                    )
+                    if scenario in WRITES:
+                        asyncio.run(dataset.restore(args.database_url, volume.products))
+
+        if "tablestack" in servers:
+            try:
+                admin_results = admin.measure(
+                    servers["tablestack"].target.base_url,
+                    ADMIN_EMAIL,
+                    password,
+                    volume.products,
+                    args.admin_requests,
+                )
+            except admin.AdminUnavailable as exc:
+                admin_note = str(exc)
+                log(f"admin scenario skipped: {exc}")
+        else:
+            admin_note = "Tablestack not among the targets"
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    summaries = report.summarize(runs)
+    rss = report.peak_rss(runs)
+    goal_list = report.goals(summaries, rss, admin_results)
+    labels = {t.key: t.label for t in targets}
+    table = report.markdown(
+        summaries,
+        labels,
+        scenarios,
+        rss,
+        unavailable,
+        admin_results,
+        admin_note,
+        goal_list,
+        args.rounds,
+    )
+    meta = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "python": platform.python_version(),
+        "versions": versions(),
+        "settings": {
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "connections": args.connections,
+            "wrk_threads": args.threads,
+            "pinned": not args.no_pin,
+            "products": volume.products,
+            "categories": volume.categories,
+            "customers": volume.customers,
+        },
+    }
+    document = {
+        "meta": meta,
+        "targets": labels,
+        "scenarios": scenarios,
+        "unavailable": unavailable,
+        "summaries": [asdict(s) for s in summaries],
+        "peak_rss_bytes": rss,
+        "admin": admin_results,
+        "admin_note": admin_note,
+        "goals": [asdict(g) for g in goal_list],
+        "runs": [asdict(r) for r in runs],
+    }
+    (RESULTS / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    (RESULTS / "results.md").write_text(table)
+    print(table)
+    log(f"done in {meta['elapsed_s']:.0f} s: bench/results/results.json, bench/results/results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
