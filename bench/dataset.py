@@ -94,7 +94,7 @@ def categories(volume: Volume) -> list[tuple[object, ...]]:
 
 def products(volume: Volume, rng: random.Random) -> list[tuple[object, ...]]:
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for i in range(1, volume.products + 1):
         created = start + timedelta(minutes=rng.randrange(500_000))
         rows.append(

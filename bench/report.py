@@ -27,6 +27,9 @@ class Run:
     errors: int
     peak_rss_bytes: int
     cpu_percent: float
+    postgres_cpu_percent: float = 0.0
+    # CPU that neither the server, PostgreSQL nor wrk used: other work on the machine (noise)
+    other_cpu_percent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Summary:
     p99_ms: float
     errors: int
     cpu_percent: float
+    postgres_cpu_percent: float
     vs_ceiling: float | None
     vs_flask: float | None
     vs_fastcrud: float | None
@@ -53,8 +57,10 @@ def run_from_wrk(
     wrk: dict[str, Any],
     peak_rss_bytes: int,
     cpu_seconds: float,
+    postgres_cpu_seconds: float = 0.0,
+    other_cpu_seconds: float = 0.0,
 ) -> Run:
-    """A Run from the JSON printed by scenario.lua's done()."""
+    """A Run from the JSON printed by scenario.lua's done(), CPU seconds as % of one core."""
     seconds = wrk["duration_us"] / 1e6
     errors = sum(int(v) for v in wrk["errors"].values())
     return Run(
@@ -67,6 +73,8 @@ def run_from_wrk(
         errors=errors,
         peak_rss_bytes=peak_rss_bytes,
         cpu_percent=100 * cpu_seconds / seconds if seconds else 0.0,
+        postgres_cpu_percent=100 * postgres_cpu_seconds / seconds if seconds else 0.0,
+        other_cpu_percent=max(0.0, 100 * other_cpu_seconds / seconds) if seconds else 0.0,
     )
 
 
@@ -93,12 +101,21 @@ def summarize(runs: list[Run]) -> list[Summary]:
                 p99_ms=median(r.p99_ms for r in group),
                 errors=sum(r.errors for r in group),
                 cpu_percent=median(r.cpu_percent for r in group),
+                postgres_cpu_percent=median(r.postgres_cpu_percent for r in group),
                 vs_ceiling=_ratio(rps, medians.get((CEILING, scenario))),
                 vs_flask=_ratio(rps, medians.get((FLASK, scenario))),
                 vs_fastcrud=_ratio(rps, medians.get((FASTCRUD, scenario))),
             )
         )
     return summaries
+
+
+NOISY_CPU_PERCENT = 20.0
+
+
+def noisy_runs(runs: list[Run]) -> list[Run]:
+    """Runs during which other processes took more than a fifth of a core."""
+    return [r for r in runs if r.other_cpu_percent > NOISY_CPU_PERCENT]
 
 
 def peak_rss(runs: list[Run]) -> dict[str, int]:
@@ -134,7 +151,9 @@ def goals(
     for scenario, name in (("get", "get one"), ("create", "create"), ("patch", "update")):
         s = mine.get(scenario)
         pairs = [(s.vs_flask, 3.0), (s.vs_fastcrud, 3.0)] if s else []
-        measured = f"{fmt_ratio(s.vs_flask)} Flask, {fmt_ratio(s.vs_fastcrud)} FastCRUD" if s else ""
+        measured = (
+            f"{fmt_ratio(s.vs_flask)} Flask, {fmt_ratio(s.vs_fastcrud)} FastCRUD" if s else ""
+        )
         result.append(_goal(f"{name}: >= 3x Flask and >= 3x FastCRUD", pairs, measured))
     for scenario, name in (("list", "list + total"), ("filter", "filtered list + total")):
         s = mine.get(scenario)
@@ -144,7 +163,11 @@ def goals(
     if TABLESTACK in rss:
         mb = rss[TABLESTACK] / MB
         result.append(
-            Goal("server RSS under load <= 150 MB", "met" if mb <= 150 else "not met", f"{mb:.0f} MB")
+            Goal(
+                "server RSS under load <= 150 MB",
+                "met" if mb <= 150 else "not met",
+                f"{mb:.0f} MB",
+            )
         )
     else:
         result.append(Goal("server RSS under load <= 150 MB", "not measured", "-"))
@@ -173,6 +196,7 @@ def markdown(
     admin_note: str | None,
     goal_list: list[Goal],
     rounds: int,
+    noisy: list[Run] | None = None,
 ) -> str:
     """The results as Markdown: throughput table, memory, admin pages, the issue's targets."""
     by_key = {(s.target, s.scenario): s for s in summaries}
@@ -180,21 +204,35 @@ def markdown(
         f"### Throughput (median of {rounds} rounds)",
         "",
         "| scenario | target | req/s | p50 ms | p99 ms | vs ceiling | vs Flask | vs FastCRUD |"
-        " errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        " server CPU | PG CPU | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for scenario, title in scenarios.items():
         for target, label in labels.items():
             s = by_key.get((target, scenario))
             if s is None:
                 reason = unavailable.get(target) or unavailable.get(f"{target}:{scenario}") or "-"
-                lines.append(f"| {title} | {label} | not available ({reason}) | | | | | | |")
+                lines.append(f"| {title} | {label} | not available ({reason}) | | | | | | | | |")
                 continue
             lines.append(
                 f"| {title} | {label} | {s.requests_per_s:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f}"
                 f" | {fmt_ratio(s.vs_ceiling)} | {fmt_ratio(s.vs_flask)}"
-                f" | {fmt_ratio(s.vs_fastcrud)} | {s.errors} |"
+                f" | {fmt_ratio(s.vs_fastcrud)} | {s.cpu_percent:.0f}%"
+                f" | {s.postgres_cpu_percent:.0f}% | {s.errors} |"
             )
+    lines += [
+        "",
+        "req/s: median over the rounds; p50/p99: medians of each run's latency percentiles;"
+        " CPU: % of one core used by the server (children included) and by PostgreSQL.",
+    ]
+    if noisy:
+        worst = max(r.other_cpu_percent for r in noisy)
+        lines += [
+            "",
+            f"**Noise:** in {len(noisy)} of the runs other processes on the machine used more"
+            f" than {NOISY_CPU_PERCENT:.0f}% of a core (up to {worst:.0f}%); compare ratios"
+            " rather than absolute req/s, or rerun on a quiet machine.",
+        ]
     lines += ["", "### Server memory (peak RSS under load, children included)", ""]
     lines += ["| target | peak RSS MB |", "| --- | ---: |"]
     for target, label in labels.items():

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import subprocess
@@ -28,7 +29,16 @@ import httpx
 
 from bench import admin, dataset, report
 from bench.checks import CheckFailed, check_scenario
-from bench.targets import SCENARIOS, MemorySampler, Server, Target, all_targets
+from bench.targets import (
+    SCENARIOS,
+    MemorySampler,
+    Server,
+    Target,
+    all_targets,
+    busy_cpu_seconds,
+    postgres_cpu_seconds,
+    postgres_cpu_since,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -67,7 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; use {', '.join(SCENARIOS)}")
+        parser.error(
+            f"unknown scenario(s) {', '.join(sorted(unknown))}; use {', '.join(SCENARIOS)}"
+        )
     return args
 
 
@@ -124,14 +136,50 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no result: {completed.stderr.strip() or completed.stdout}")
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds of the finished child processes we waited for (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured_run(
+    wrk: str,
+    server: Server,
+    scenario: str,
+    token: str,
+    round_: int,
+    args: argparse.Namespace,
+    volume: dataset.Volume,
+) -> report.Run:
+    """One measured wrk run with the server's peak RSS and everyone's CPU during it."""
+    target = server.target
+    postgres_before = postgres_cpu_seconds()
+    before = (server.cpu_seconds(), children_cpu_seconds(), busy_cpu_seconds())
+    with MemorySampler(server) as memory:
+        result = run_wrk(
+            wrk, target, scenario, token, args.duration, args, f"r{round_}{target.key}", volume
+        )
+    server_cpu = server.cpu_seconds() - before[0]
+    postgres_cpu = postgres_cpu_since(postgres_before)
+    wrk_cpu = children_cpu_seconds() - before[1]
+    busy = busy_cpu_seconds() - before[2]
+    return report.run_from_wrk(
+        target.key,
+        scenario,
+        round_,
+        result,
+        memory.peak,
+        server_cpu,
+        postgres_cpu,
+        busy - server_cpu - postgres_cpu - wrk_cpu,
+    )
+
+
 def fetch_token(target: Target, password: str) -> str | None:
     """A Bearer token from Tablestack, or None when its API is not there yet (404)."""
     with httpx.Client(base_url=target.base_url, timeout=30) as client:
-        products = client.get("/api/products/1")
-        if products.status_code == 404 and "not found" in products.text.lower():
-            probe = client.get("/api/products")
-            if probe.status_code == 404:
-                return None
+        if client.get("/api/products").status_code == 404:  # 401/200 when the route exists
+            return None
         response = client.post(
             "/api/auth/token", data={"username": API_EMAIL, "password": password}
         )
@@ -253,32 +301,16 @@ def main(argv: list[str] | None = None) -> int:
                 for target in order:
                     if scenario not in runnable[target.key]:
                         continue
-                    server = servers[target.key]
-                    cpu_before = server.cpu_seconds()
-                    with MemorySampler(server) as memory:
-                        result = run_wrk(
-                            wrk,
-                            target,
-                            scenario,
-                            token,
-                            args.duration,
-                            args,
-                            f"r{round_}{target.key}",
-                            volume,
-                        )
-                    run = report.run_from_wrk(
-                        target.key,
-                        scenario,
-                        round_,
-                        result,
-                        memory.peak,
-                        server.cpu_seconds() - cpu_before,
+                    run = measured_run(
+                        wrk, servers[target.key], scenario, token, round_, args, volume
                     )
                     runs.append(run)
                     log(
                         f"round {round_}/{args.rounds} {scenario:<6} {target.key:<10} "
-                        f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.1f} ms  "
-                        f"p99 {run.p99_ms:6.1f} ms  rss {run.peak_rss_bytes / report.MB:4.0f} MB"
+                        f"{run.requests_per_s:7,.0f} req/s  p50 {run.p50_ms:6.1f} ms  "
+                        f"p99 {run.p99_ms:6.1f} ms  rss {run.peak_rss_bytes / report.MB:4.0f} MB  "
+                        f"cpu {run.cpu_percent:3.0f}%  pg {run.postgres_cpu_percent:3.0f}%  "
+                        f"other {run.other_cpu_percent:3.0f}%"
                         + (f"  ERRORS {run.errors}" if run.errors else "")
                     )
                     if scenario in WRITES:
@@ -316,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         admin_note,
         goal_list,
         args.rounds,
+        report.noisy_runs(runs),
     )
     meta = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -55,7 +55,7 @@ class Target:
 def uvicorn(app: str, port: int) -> list[str]:
     # Same server settings as `tablestack serve` (uvloop and httptools when installed), minus
     # the access log, which a production deployment behind a proxy turns off.
-    return [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    return [str(BIN / "uvicorn"), app, "--host=127.0.0.1", f"--port={port}", "--no-access-log"]
 
 
 def all_targets(base_port: int) -> list[Target]:
@@ -187,6 +187,28 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log.close()
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds spent by the whole machine (all cores, every process) so far."""
+    times = psutil.cpu_times()
+    busy: float = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    return busy
+
+
+def postgres_cpu_seconds() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL server process now alive, by pid."""
+    found = {}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] == "postgres" and times is not None:
+            found[process.pid] = times.user + times.system
+    return found
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """PostgreSQL's CPU seconds since `before` (processes that exited meanwhile are missed)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in postgres_cpu_seconds().items())
 
 
 class MemorySampler:

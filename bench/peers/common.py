@@ -46,7 +46,9 @@ class ProductUpdate(BaseModel):
 
 def database_url(driver: str) -> str:
     """The benchmark database (BENCH_DATABASE_URL, a plain postgresql:// URL) for `driver`."""
-    url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/tablestack_bench")
+    url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/tablestack_bench"
+    )
     scheme, rest = url.split("://", 1)
     if driver:
         return f"postgresql+{driver}://{rest}"

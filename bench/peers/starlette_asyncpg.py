@@ -50,7 +50,9 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
-def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     body = orjson.dumps(content, default=_default)
     return Response(body, status_code, headers, media_type="application/json")
 
@@ -77,7 +79,8 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 
 def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.pool  # type: ignore[no-any-return]
+    found: asyncpg.Pool = request.app.state.pool
+    return found
 
 
 async def get_product(request: Request) -> Response:
