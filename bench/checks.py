@@ -43,8 +43,12 @@ def check_scenario(
             raise CheckFailed(f"GET {path}42 -> HTTP {response.status_code}: {response.text[:120]}")
     elif scenario == "list":
         rows, total = _page(target, client.get(path))
-        if len(rows) != 50 or total != products or rows[0]["id"] != 1:
-            raise CheckFailed(f"list: {len(rows)} rows, total {total}; expected 50 of {products}")
+        first = rows[0]["id"] if rows else None
+        if len(rows) != 50 or total != products or first != 1:
+            raise CheckFailed(
+                f"list: {len(rows)} rows from id {first}, total {total}; "
+                f"expected 50 from id 1 (ordered by id), total {products}"
+            )
     elif scenario == "filter":
         rows, total = _page(target, client.get(path.replace("{category}", "7")))
         if total != category_7_total or not rows or any(r["category_id"] != 7 for r in rows):

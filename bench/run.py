@@ -175,18 +175,28 @@ def measured_run(
     )
 
 
-def fetch_token(target: Target, password: str) -> str | None:
-    """A Bearer token from Tablestack, or None when its API is not there yet (404)."""
+class Unavailable(Exception):
+    """A target cannot be measured in this build; the message says why."""
+
+
+def fetch_token(target: Target, password: str) -> str:
+    """A Bearer token from Tablestack's `POST /api/auth/token` for the bench's editor user."""
     with httpx.Client(base_url=target.base_url, timeout=30) as client:
         if client.get("/api/products").status_code == 404:  # 401/200 when the route exists
-            return None
+            raise Unavailable("no /api/products in this build")
         response = client.post(
             "/api/auth/token", data={"username": API_EMAIL, "password": password}
         )
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        token: str = response.json()["access_token"]
+        if response.status_code != 200:
+            raise Unavailable(
+                f"POST /api/auth/token answered HTTP {response.status_code}: {response.text[:120]}"
+            )
+        try:
+            token: str = response.json()["access_token"]
+        except (ValueError, KeyError):
+            raise Unavailable(
+                f"no access_token in the token answer: {response.text[:120]}"
+            ) from None
         return token
 
 
@@ -245,7 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     category_7 = asyncio.run(category_total(args.database_url, 7))
 
     unavailable: dict[str, str] = {}
-    tokens: dict[str, str] = {}
     runs: list[report.Run] = []
     admin_results: dict[str, dict[str, float]] | None = None
     admin_note: str | None = None
@@ -255,25 +264,30 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             log(f"starting {target.label} on :{target.port}")
             servers[target.key] = Server(target, env, RESULTS / "logs", cpu)
-        for server in servers.values():
-            server.wait_ready()
+        for key, server in list(servers.items()):
+            try:
+                server.wait_ready()
+            except RuntimeError as exc:
+                unavailable[key] = f"did not start: {exc}"
+                log(
+                    f"{server.target.label} did not start; its rows are marked not available: {exc}"
+                )
+                server.stop()
+                del servers[key]
 
         token = ""
         if "tablestack" in servers:
-            fetched = fetch_token(servers["tablestack"].target, password)
-            if fetched is None:
-                unavailable["tablestack"] = "no /api/products in this build"
-                log("Tablestack has no /api/products yet: its rows are marked not available")
-            else:
-                token = fetched
-        # The same Authorization header goes to every target; the peers ignore it.
-        for target in targets:
-            tokens[target.key] = token
+            try:
+                token = fetch_token(servers["tablestack"].target, password)
+            except (Unavailable, httpx.HTTPError) as exc:
+                unavailable["tablestack"] = str(exc)
+                log(f"Tablestack is not measured: {exc}")
 
         runnable: dict[str, list[str]] = {}
         for target in targets:
             if target.key in unavailable:
                 continue
+            # The same Authorization header goes to every target; the peers ignore it.
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             with httpx.Client(base_url=target.base_url, headers=headers, timeout=30) as client:
                 for scenario in scenarios:
@@ -325,11 +339,11 @@ def main(argv: list[str] | None = None) -> int:
                     volume.products,
                     args.admin_requests,
                 )
-            except admin.AdminUnavailable as exc:
+            except (admin.AdminUnavailable, httpx.HTTPError) as exc:
                 admin_note = str(exc)
                 log(f"admin scenario skipped: {exc}")
         else:
-            admin_note = "Tablestack not among the targets"
+            admin_note = unavailable.get("tablestack", "Tablestack not among the targets")
     finally:
         for server in servers.values():
             server.stop()
