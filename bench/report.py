@@ -12,6 +12,10 @@ FLASK = "flask"
 FASTCRUD = "fastcrud"
 TABLESTACK = "tablestack"
 MB = 1024 * 1024
+ADMIN_PAGES = {
+    "list": "products list `/admin/products/list`",
+    "edit": "product edit `/admin/products/edit/{id}`",
+}
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,8 @@ def markdown(
         lines += ["| page | median ms | p95 ms | requests |", "| --- | ---: | ---: | ---: |"]
         for page, t in admin.items():
             lines.append(
-                f"| {page} | {t['median_ms']:.1f} | {t['p95_ms']:.1f} | {int(t['requests'])} |"
+                f"| {ADMIN_PAGES.get(page, page)} | {t['median_ms']:.1f} | {t['p95_ms']:.1f}"
+                f" | {int(t['requests'])} |"
             )
     else:
         lines.append(f"Not measured: {admin_note or 'skipped'}.")

@@ -100,3 +100,18 @@ def test_markdown_names_unavailable_targets_and_noise() -> None:
     assert "| get one by id | Flask | 100 | 1.0 | 2.0 | 0.10x | 1.00x | - | 90% | 0% | 0 |" in text
     assert "**Noise:** in 1 of the runs" in text
     assert "Not measured: /admin/login answered 404." in text
+
+
+def test_markdown_shows_admin_timings() -> None:
+    text = report.markdown(
+        [],
+        {},
+        {},
+        {},
+        {},
+        {"list": {"median_ms": 41.25, "p95_ms": 60.0, "requests": 30.0}},
+        None,
+        [],
+        rounds=3,
+    )
+    assert "| products list `/admin/products/list` | 41.2 | 60.0 | 30 |" in text
