@@ -31,13 +31,11 @@ from bench import admin, dataset, report
 from bench.checks import CheckFailed, check_scenario
 from bench.targets import (
     SCENARIOS,
-    MemorySampler,
+    LoadSampler,
     Server,
     Target,
     all_targets,
     busy_cpu_seconds,
-    postgres_cpu_seconds,
-    postgres_cpu_since,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -126,7 +124,7 @@ def run_wrk(
         str(volume.categories),
         tag,
     ]
-    if not args.no_pin and shutil.which("taskset"):
+    if not args.no_pin:
         command = ["taskset", "--cpu-list", "1", *command]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     for line in completed.stdout.splitlines():
@@ -136,10 +134,13 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no result: {completed.stderr.strip() or completed.stdout}")
 
 
-def children_cpu_seconds() -> float:
-    """CPU seconds of the finished child processes we waited for (the wrk runs)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def own_cpu_seconds() -> float:
+    """CPU seconds of this driver and of the children it waited for (the wrk runs)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def measured_run(
@@ -153,25 +154,24 @@ def measured_run(
 ) -> report.Run:
     """One measured wrk run with the server's peak RSS and everyone's CPU during it."""
     target = server.target
-    postgres_before = postgres_cpu_seconds()
-    before = (server.cpu_seconds(), children_cpu_seconds(), busy_cpu_seconds())
-    with MemorySampler(server) as memory:
+    before = (server.cpu_seconds(), own_cpu_seconds(), busy_cpu_seconds())
+    with LoadSampler(server) as sampler:
         result = run_wrk(
             wrk, target, scenario, token, args.duration, args, f"r{round_}{target.key}", volume
         )
     server_cpu = server.cpu_seconds() - before[0]
-    postgres_cpu = postgres_cpu_since(postgres_before)
-    wrk_cpu = children_cpu_seconds() - before[1]
+    postgres_cpu = sampler.postgres_cpu
+    bench_cpu = own_cpu_seconds() - before[1]  # wrk and this driver's sampling
     busy = busy_cpu_seconds() - before[2]
     return report.run_from_wrk(
         target.key,
         scenario,
         round_,
         result,
-        memory.peak,
+        sampler.peak_rss,
         server_cpu,
         postgres_cpu,
-        busy - server_cpu - postgres_cpu - wrk_cpu,
+        busy - server_cpu - postgres_cpu - bench_cpu,
     )
 
 
@@ -259,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     admin_results: dict[str, dict[str, float]] | None = None
     admin_note: str | None = None
     servers: dict[str, Server] = {}
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        args.no_pin = True  # nothing to pin to, or no taskset (util-linux)
     cpu = None if args.no_pin else "0"
+    if not args.no_pin:
+        os.sched_setaffinity(0, {1})  # this driver's sampling stays off the servers' core
     try:
         for target in targets:
             log(f"starting {target.label} on :{target.port}")
@@ -401,5 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry() -> int:
+    """`python -m bench.run`: expected failures are one line on stderr and exit 1."""
+    try:
+        return main()
+    except (OSError, asyncpg.PostgresError, RuntimeError, subprocess.SubprocessError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"bench: error: {type(exc).__name__}: {detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -206,31 +206,43 @@ def postgres_cpu_seconds() -> dict[int, float]:
     return found
 
 
-def postgres_cpu_since(before: dict[int, float]) -> float:
-    """PostgreSQL's CPU seconds since `before` (processes that exited meanwhile are missed)."""
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in postgres_cpu_seconds().items())
+class LoadSampler:
+    """Samples, while load runs, the server's RSS (keeping the peak) and PostgreSQL's CPU.
 
-
-class MemorySampler:
-    """Samples a server's RSS in the background while load runs; keeps the peak."""
+    PostgreSQL's CPU is followed per process and sampled often, because connection pools
+    open and close backends under load (SQLAlchemy's overflow connections): a backend that
+    exits takes its CPU time with it, so only what was seen before it exited is counted.
+    """
 
     def __init__(self, server: Server, interval: float = 0.2):
         self.server = server
         self.interval = interval
-        self.peak = 0
+        self.peak_rss = 0
+        self._postgres_start = postgres_cpu_seconds()
+        self._postgres_last = dict(self._postgres_start)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, self.server.rss_bytes())
+        self._postgres_last.update(postgres_cpu_seconds())
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.server.rss_bytes())
+            self._sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "MemorySampler":
+    @property
+    def postgres_cpu(self) -> float:
+        """PostgreSQL's CPU seconds since the sampler started."""
+        start = self._postgres_start
+        return sum(seconds - start.get(pid, 0.0) for pid, seconds in self._postgres_last.items())
+
+    def __enter__(self) -> "LoadSampler":
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.server.rss_bytes())
+        self._sample()
