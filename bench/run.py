@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import admin, dataset, report
+from bench import admin, dataset, profiling, report
 from bench.checks import CheckFailed, check_scenario
 from bench.targets import (
     SCENARIOS,
@@ -72,7 +72,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
     parser.add_argument("--admin-requests", type=int, default=30, help="requests per admin page")
     parser.add_argument("--base-port", type=int, default=8700)
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="TARGET:SCENARIO",
+        help="after the rounds, sample TARGET with py-spy under SCENARIO (repeatable)",
+    )
     args = parser.parse_args(argv)
+    for item in args.profile:
+        target, _, scenario = item.partition(":")
+        if scenario not in SCENARIOS or target not in args.targets.split(","):
+            parser.error(f"--profile {item!r}: use TARGET:SCENARIO, e.g. tablestack:get")
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
         parser.error(
@@ -175,6 +186,30 @@ def measured_run(
     )
 
 
+def profile_run(
+    wrk: str,
+    server: Server,
+    scenario: str,
+    token: str,
+    args: argparse.Namespace,
+    volume: dataset.Volume,
+) -> str:
+    """Sample the server with py-spy under one scenario; the summary as Markdown."""
+    key = server.target.key
+    output = RESULTS / f"profile-{key}-{scenario}.txt"
+    log(f"profiling {key} under {scenario} with py-spy ...")
+    spy = profiling.start(server.process.pid, args.duration, output)
+    run_wrk(wrk, server.target, scenario, token, args.duration + 2, args, f"p{key}", volume)
+    _, errors = spy.communicate(timeout=60)
+    if scenario in WRITES:
+        asyncio.run(dataset.restore(args.database_url, volume.products))
+    if spy.returncode != 0 or not output.exists():
+        reason = errors.decode(errors="replace").strip().splitlines()
+        return f"### Profile: {key} {scenario}\n\npy-spy failed: {reason[-1] if reason else '?'}\n"
+    parsed = profiling.parse_collapsed(output.read_text())
+    return profiling.summary(parsed, f"{key} under {scenario}, {output.name}")
+
+
 class Unavailable(Exception):
     """A target cannot be measured in this build; the message says why."""
 
@@ -259,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_results: dict[str, dict[str, float]] | None = None
     admin_note: str | None = None
     servers: dict[str, Server] = {}
+    profiles: list[str] = []
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         args.no_pin = True  # nothing to pin to, or no taskset (util-linux)
     cpu = None if args.no_pin else "0"
@@ -334,6 +370,13 @@ def main(argv: list[str] | None = None) -> int:
                     if scenario in WRITES:
                         asyncio.run(dataset.restore(args.database_url, volume.products))
 
+        for item in args.profile:
+            key, _, scenario = item.partition(":")
+            if scenario not in runnable.get(key, []):
+                log(f"--profile {item}: not measured in this run, not profiled")
+                continue
+            profiles.append(profile_run(wrk, servers[key], scenario, token, args, volume))
+
         if "tablestack" in servers:
             try:
                 admin_results = admin.measure(
@@ -399,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) for r in runs],
     }
     (RESULTS / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    table += "".join(f"\n{text}" for text in profiles)
     (RESULTS / "results.md").write_text(table)
     print(table)
     log(f"done in {meta['elapsed_s']:.0f} s: bench/results/results.json, bench/results/results.md")
