@@ -89,6 +89,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(
             f"unknown scenario(s) {', '.join(sorted(unknown))}; use {', '.join(SCENARIOS)}"
         )
+    known = [t.key for t in all_targets(args.base_port)]
+    unknown = set(args.targets.split(",")) - set(known)
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(sorted(unknown))}; use {', '.join(known)}")
+    for name in ("rounds", "duration", "warmup", "connections", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.admin_requests < 2:
+        parser.error("--admin-requests must be at least 2 (for a p95)")
     return args
 
 
