@@ -40,6 +40,7 @@ INSERT = (
     "INSERT INTO products (sku, name, description, price, stock, is_active, category_id) "
     f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
 )
+ROW_KEYS = [column.strip() for column in COLUMNS.split(",")]
 UPDATABLE = ("sku", "name", "description", "price", "stock", "is_active", "category_id")
 MAX_LIMIT = 1000
 
@@ -59,9 +60,6 @@ def json_response(
 
 def row_dict(record: asyncpg.Record) -> dict[str, Any]:
     return {key: record[key] for key in ROW_KEYS}
-
-
-ROW_KEYS = [column.strip() for column in COLUMNS.split(",")]
 
 
 def error(status_code: int, detail: Any) -> Response:
