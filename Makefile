@@ -36,5 +36,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+bench: install  ## Tablestack vs three peers under wrk, over PostgreSQL (minutes): bench/README.md
+	$(UV) sync --frozen --group bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache test-artifacts
