@@ -1,0 +1,53 @@
+"""The admin UI: SQLAdmin views generated from the registry, over the app's one engine."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqladmin import Admin
+from starlette.requests import Request
+from starlette.responses import Response
+
+from backend.admin.auth import AdminAuth, RoleAuthorization
+from backend.admin.csrf import csrf_middlewares
+from backend.admin.forms import form_mode
+from backend.admin.views import build_views
+from backend.config import Settings
+from backend.db import Database
+from backend.registry import Registry, registry
+
+BASE_URL = "/admin"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class TablestackAdmin(Admin):
+    """SQLAdmin, telling the generated forms whether they create or edit a row."""
+
+    async def create(self, request: Request) -> Response:
+        with form_mode("create"):
+            response: Response = await super().create(request)
+            return response
+
+    async def edit(self, request: Request) -> Response:
+        with form_mode("edit"):
+            response: Response = await super().edit(request)
+            return response
+
+
+def mount_admin(
+    app: FastAPI, settings: Settings, database: Database, tables: Registry = registry
+) -> Admin:
+    """Mount the admin at /admin with one view per registered table."""
+    views = build_views(tables)
+    admin = TablestackAdmin(
+        app,
+        session_maker=database.admin_sessions,
+        base_url=BASE_URL,
+        title=settings.admin_title,
+        templates_dir=str(TEMPLATES),
+        middlewares=csrf_middlewares(settings, BASE_URL),
+        authentication_backend=AdminAuth(settings, database, BASE_URL),
+        authorization_backend=RoleAuthorization({view.identity: view.resource for view in views}),
+    )
+    for view in views:
+        admin.add_view(view)
+    return admin

@@ -1,0 +1,86 @@
+"""Fixtures for the admin tests: users of each role and a signed-in HTTP client."""
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+
+from backend.auth.passwords import hash_password
+from backend.models import Role, User
+
+PASSWORD = "correct-horse-battery"
+_META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+@dataclass
+class AdminClient:
+    """An HTTP client signed in to the admin, with the page's CSRF token at hand."""
+
+    http: AsyncClient
+    token: str
+
+    async def post(self, url: str, data: dict[str, object], **kwargs: object) -> Response:
+        """A form POST the way the admin's pages send it (token as the first field)."""
+        fields = {"csrftoken": self.token, **data}
+        return await self.http.post(url, data=fields, **kwargs)  # type: ignore[arg-type]
+
+    async def delete(self, url: str) -> Response:
+        return await self.http.delete(url, headers={"x-csrftoken": self.token})
+
+
+def csrf_token(html: str) -> str:
+    match = _META_TOKEN.search(html)
+    assert match is not None, "the page carries no CSRF token"
+    return match.group(1)
+
+
+async def sign_in(http: AsyncClient, email: str, password: str = PASSWORD) -> Response:
+    page = await http.get("/admin/login")
+    return await http.post(
+        "/admin/login",
+        data={"csrftoken": csrf_token(page.text), "username": email, "password": password},
+    )
+
+
+@pytest.fixture
+async def users(app: FastAPI) -> dict[Role, User]:
+    """One active user per role, all with the password PASSWORD."""
+    hashed = hash_password(PASSWORD)
+    created: dict[Role, User] = {}
+    async with app.state.database.api_sessions() as session:
+        for role in Role:
+            user = User(email=f"{role.value}@example.com", hashed_password=hashed, role=role)
+            session.add(user)
+            created[role] = user
+        await session.commit()
+    return created
+
+
+async def _signed_in(app: FastAPI, email: str) -> AsyncIterator[AdminClient]:
+    transport = ASGITransport(app=app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await sign_in(http, email)
+        assert response.status_code == 302, response.text
+        page = await http.get("/admin/")
+        yield AdminClient(http, csrf_token(page.text))
+
+
+@pytest.fixture
+async def admin_client(app: FastAPI, users: dict[Role, User]) -> AsyncIterator[AdminClient]:
+    async for client in _signed_in(app, users[Role.admin].email):
+        yield client
+
+
+@pytest.fixture
+async def editor_client(app: FastAPI, users: dict[Role, User]) -> AsyncIterator[AdminClient]:
+    async for client in _signed_in(app, users[Role.editor].email):
+        yield client
+
+
+@pytest.fixture
+async def viewer_client(app: FastAPI, users: dict[Role, User]) -> AsyncIterator[AdminClient]:
+    async for client in _signed_in(app, users[Role.viewer].email):
+        yield client
