@@ -4,11 +4,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqladmin import Admin
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from backend.admin.auth import AdminAuth, RoleAuthorization
-from backend.admin.csrf import csrf_middlewares
+from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
 from backend.admin.forms import form_mode
 from backend.admin.views import build_views
 from backend.config import Settings
@@ -38,16 +39,20 @@ def mount_admin(
 ) -> Admin:
     """Mount the admin at /admin with one view per registered table."""
     views = build_views(tables)
+    authentication = AdminAuth(settings, database, BASE_URL)
+    # after SessionMiddleware (the token lives in the session), before the endpoints
+    authentication.middlewares.append(Middleware(CSRFProtection))
     admin = TablestackAdmin(
         app,
         session_maker=database.admin_sessions,
         base_url=BASE_URL,
         title=settings.admin_title,
         templates_dir=str(TEMPLATES),
-        middlewares=csrf_middlewares(settings, BASE_URL),
-        authentication_backend=AdminAuth(settings, database, BASE_URL),
+        middlewares=[Middleware(SameOriginCheck)],
+        authentication_backend=authentication,
         authorization_backend=RoleAuthorization({view.identity: view.resource for view in views}),
     )
+    admin.templates.env.globals["csrf_token"] = csrf_token
     for view in views:
         admin.add_view(view)
     return admin

@@ -1,28 +1,34 @@
 """Cross-site request forgery protection for the admin, which has none of its own.
 
-Two layers on every state-changing admin request (POST, PUT, PATCH, DELETE):
-- `asgi-csrf` (the middleware Datasette uses): a token signed with SECRET_KEY, kept in a
-  cookie and required back as the `csrftoken` form field or the `X-CSRFToken` header. The
-  admin's pages carry it in a `<meta>` tag; `templates/sqladmin/base.html` adds it to every
-  form and to jQuery's AJAX calls (the delete buttons).
-- `SameOriginCheck`: a browser's Origin (or, failing that, Referer) header must name this
-  host - what Django's CSRF middleware also checks.
+Every state-changing admin request (POST, PUT, PATCH, DELETE) must pass two checks:
+- a synchronizer token: a random token kept in the signed session (so it is bound to the
+  session and rotates at sign-in and sign-out), sent back as the `csrftoken` form field or
+  the `X-CSRFToken` header. Pages carry it in a `<meta>` tag; `templates/sqladmin/base.html`
+  adds it to every form and to the admin's AJAX calls (the delete buttons);
+- a same-origin check: a browser's Origin (or, failing that, Referer) header must name this
+  host, as Django's CSRF middleware also requires.
+
+Hand-written because the libraries that fit do not work here: asgi-csrf 0.11 crashes on
+multipart forms with today's python-multipart (`FormParser() got an unexpected keyword
+argument 'FileClass'`) and SQLAdmin's forms are multipart; starlette-csrf reads the token from
+a header only, which a plain HTML form cannot send.
 """
 
-from collections.abc import Callable
-from typing import Any
+import hmac
+import secrets
 from urllib.parse import urlsplit
 
-from asgi_csrf import asgi_csrf  # type: ignore[import-untyped]
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from backend.config import Settings
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CSRF_COOKIE = "tablestack_csrftoken"
+SESSION_KEY = "csrf"
+SCOPE_KEY = "tablestack.csrf_token"
 FORM_FIELD = "csrftoken"
 HEADER = "x-csrftoken"
+MAX_BODY = 5 * 1024 * 1024  # admin forms are small; a larger body is refused, not buffered
 
 REFUSED_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Request refused</title></head>
@@ -34,12 +40,19 @@ REFUSED_PAGE = """<!DOCTYPE html>
 """
 
 
-async def _refuse(send: Send, reason: str) -> None:
+def csrf_token(request: Request) -> str | None:
+    """The session's CSRF token (set by CSRFProtection on every admin request)."""
+    token: str | None = request.scope.get(SCOPE_KEY)
+    return token
+
+
+async def refuse(send: Send, reason: str, status: int = 403) -> None:
+    """Answer with a small HTML page saying why the request was refused."""
     body = REFUSED_PAGE.format(reason=reason).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 403,
+            "status": status,
             "headers": [
                 (b"content-type", b"text/html; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
@@ -47,15 +60,6 @@ async def _refuse(send: Send, reason: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def _csrf_failed(_scope: Scope, send: Send, _error: Any) -> None:
-    await _refuse(
-        send,
-        "The form's security token is missing or does not match (cross-site request "
-        "forgery protection). The page may have been open too long, or the request did not "
-        "come from this admin.",
-    )
 
 
 class SameOriginCheck:
@@ -66,31 +70,95 @@ class SameOriginCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            headers = Headers(scope=scope)
             claimed = headers.get("origin") or headers.get("referer")
             host = headers.get("host", "")
             if claimed is not None and (claimed == "null" or urlsplit(claimed).netloc != host):
-                await _refuse(send, f"The request came from another site ({claimed}).")
+                await refuse(send, "The request came from another site.")
                 return
         await self.app(scope, receive, send)
 
 
-def csrf_middlewares(settings: Settings, base_url: str) -> list[Middleware]:
-    """The admin's CSRF middlewares, outermost first."""
-    protect: Callable[..., ASGIApp] = asgi_csrf
-    return [
-        Middleware(SameOriginCheck),
-        Middleware(
-            protect,
-            cookie_name=CSRF_COOKIE,
-            http_header=HEADER,
-            signing_secret=settings.secret_key,
-            signing_namespace="tablestack-admin-csrf",
-            cookie_path=base_url,
-            cookie_secure=settings.session_https_only,
-            cookie_samesite="Lax",
-            # with no cookie at all nothing can be forged; still protect sign-in
-            always_protect={f"{base_url}/login"},
-            send_csrf_failed=_csrf_failed,
-        ),
-    ]
+class CSRFProtection:
+    """Require the session's token on unsafe requests; runs inside SessionMiddleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        session = scope["session"]
+        expected = session.get(SESSION_KEY)
+        if not isinstance(expected, str) or not expected:
+            expected = secrets.token_urlsafe(32)
+            session[SESSION_KEY] = expected
+        scope[SCOPE_KEY] = expected
+        if scope["method"] not in UNSAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        sent = Headers(scope=scope).get(HEADER)
+        if sent is None:
+            body = await _read_body(receive)
+            if body is None:
+                await refuse(send, "The request body is too large.", status=413)
+                return
+            receive = _replay(body, receive)
+            sent = await _form_token(scope, body)
+        if not sent or not hmac.compare_digest(sent, expected):
+            await refuse(
+                send,
+                "The form's security token is missing or does not match (cross-site request "
+                "forgery protection): the page was open across a sign-in or sign-out, or the "
+                "request did not come from this admin.",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that hands the buffered body on, then the original channel."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _form_token(scope: Scope, body: bytes) -> str | None:
+    request = Request(scope, _replay(body, _never))
+    try:
+        form = await request.form()
+    except (MultiPartException, ValueError, KeyError):
+        return None
+    try:
+        token = form.get(FORM_FIELD)
+        return token if isinstance(token, str) else None
+    finally:
+        await form.close()
+
+
+async def _never() -> Message:
+    return {"type": "http.disconnect"}

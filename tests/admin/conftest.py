@@ -1,17 +1,32 @@
-"""Fixtures for the admin tests: users of each role and a signed-in HTTP client."""
+"""Fixtures for the admin tests: users of each role, signed-in HTTP clients, a live server
+and a headless Chromium for the browser tests."""
 
+import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+from playwright.async_api import Browser, Page, async_playwright
 
 from backend.auth.passwords import hash_password
 from backend.models import Role, User
+from tests.admin.live import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    LiveServer,
+    chromium_missing_reason,
+    live_server,
+    reset_artifacts,
+)
+from tests.databases import fresh_database
 
-PASSWORD = "correct-horse-battery"
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
@@ -84,3 +99,50 @@ async def editor_client(app: FastAPI, users: dict[Role, User]) -> AsyncIterator[
 async def viewer_client(app: FastAPI, users: dict[Role, User]) -> AsyncIterator[AdminClient]:
     async for client in _signed_in(app, users[Role.viewer].email):
         yield client
+
+
+# -- the browser suite: one server per backend, one Chromium per run -------------------------
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """test-artifacts/admin/, emptied once per run."""
+    return reset_artifacts()
+
+
+@pytest.fixture(scope="session")
+def live(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[LiveServer]:
+    """A uvicorn server in a subprocess over a fresh, migrated, seeded database."""
+    with (
+        fresh_database(backend, tmp_path_factory.mktemp("live")) as url,
+        live_server(backend, url, artifacts) as server,
+    ):
+        yield server
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium; skipped (loudly) when absent, required with CI=true."""
+    reason = chromium_missing_reason()
+    if reason is not None:
+        if CI:
+            pytest.fail(f"CI=true requires the browser tests to run: {reason}")
+        pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh browser context (no cookies) and page for one test."""
+    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    yield page
+    await context.close()
