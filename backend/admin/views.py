@@ -126,7 +126,9 @@ class ResourceView(ModelView):
         values = self._row_values(values)
         async with self.session_maker() as session:
             related = await self._check_references(session, form, values, link_ids)
-            row = self.model.model_validate(values)
+            # `values` were validated by the schema; model_validate() would also read
+            # relationship names off the dict (an `items` relationship gets dict.items)
+            row = self.model(**values)
             for relationship, rows in related.items():
                 setattr(row, relationship, rows)
             session.add(row)
@@ -163,8 +165,8 @@ class ResourceView(ModelView):
                 return
             label = str(row)
             conditions = [column == getattr(row, column.key) for column in self.pk_columns]
-            await session.execute(delete(self.model).where(*conditions))
             try:
+                await session.execute(delete(self.model).where(*conditions))
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
