@@ -3,16 +3,20 @@ and a headless Chromium for the browser tests."""
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from playwright.async_api import Browser, Page, async_playwright
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
+from backend.auth import passwords
 from backend.auth.passwords import hash_password
 from backend.models import Role, User
 from tests.admin.live import (
@@ -37,10 +41,12 @@ class AdminClient:
     http: AsyncClient
     token: str
 
-    async def post(self, url: str, data: dict[str, object], **kwargs: object) -> Response:
+    async def post(
+        self, url: str, data: Mapping[str, object], headers: dict[str, str] | None = None
+    ) -> Response:
         """A form POST the way the admin's pages send it (token as the first field)."""
         fields = {"csrftoken": self.token, **data}
-        return await self.http.post(url, data=fields, **kwargs)  # type: ignore[arg-type]
+        return await self.http.post(url, data=fields, headers=headers)
 
     async def delete(self, url: str) -> Response:
         return await self.http.delete(url, headers={"x-csrftoken": self.token})
@@ -58,6 +64,18 @@ async def sign_in(http: AsyncClient, email: str, password: str = PASSWORD) -> Re
         "/admin/login",
         data={"csrftoken": csrf_token(page.text), "username": email, "password": password},
     )
+
+
+def cheap_hasher() -> PasswordHash:
+    """Argon2 at its lowest cost: the suite signs in a lot; production keeps pwdlib's defaults."""
+    return PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing() -> Iterator[None]:
+    """Hash and verify passwords cheaply in this folder's tests (argon2 costs ~0.6 s here)."""
+    with patch.object(passwords, "_hasher", cheap_hasher):
+        yield
 
 
 @pytest.fixture
@@ -111,13 +129,11 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def live(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
-) -> Iterator[LiveServer]:
-    """A uvicorn server in a subprocess over a fresh, migrated, seeded database."""
+def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A uvicorn server over a fresh, migrated, seeded database."""
     with (
         fresh_database(backend, tmp_path_factory.mktemp("live")) as url,
-        live_server(backend, url, artifacts) as server,
+        live_server(backend, url) as server,
     ):
         yield server
 

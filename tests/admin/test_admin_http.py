@@ -15,7 +15,8 @@ from backend.auth.passwords import verify_password
 from backend.config import Settings
 from backend.main import create_app
 from backend.models import Category, Customer, Order, OrderItem, Product, Role, Tag, User
-from tests.admin.conftest import PASSWORD, AdminClient, csrf_token, sign_in
+from tests.admin.conftest import AdminClient, csrf_token, sign_in
+from tests.admin.live import PASSWORD
 
 _NAME = re.compile(r'<(?:input|select|textarea)[^>]*\sname="([^"]+)"')
 _ERROR = re.compile(r'<div class="invalid-feedback">([^<]*)</div>')
@@ -30,6 +31,11 @@ def field_errors(html: str) -> dict[str, list[str]]:
     return found
 
 
+def _id(row: Category) -> int:
+    assert row.id is not None
+    return row.id
+
+
 async def _catalog(app: FastAPI) -> tuple[Category, list[Tag], Product]:
     """A category, two tags and one product in it."""
     async with app.state.database.api_sessions() as session:
@@ -39,7 +45,7 @@ async def _catalog(app: FastAPI) -> tuple[Category, list[Tag], Product]:
         await session.flush()
         assert category.id is not None
         product = Product(
-            sku="BK-1", name="Notebook", price=Decimal("12.50"), category_id=category.id
+            sku="BK-1", name="Notebook", price=Decimal("12.50"), category_id=_id(category)
         )
         session.add(product)
         await session.commit()
@@ -116,11 +122,11 @@ async def test_state_changing_requests_need_the_session_token(
 ) -> None:
     category, _, _ = await _catalog(app)
     form = _product_form(category)
-    missing = await editor_client.http.post("/admin/product/create", data=form)  # type: ignore[arg-type]
+    missing = await editor_client.http.post("/admin/product/create", data=form)
     assert missing.status_code == 403 and "security token" in missing.text
     wrong = await editor_client.http.post(
         "/admin/product/create",
-        data={"csrftoken": "forged", **form},  # type: ignore[arg-type]
+        data={"csrftoken": "forged", **form},
     )
     assert wrong.status_code == 403
     other_site = await editor_client.post(
@@ -386,7 +392,9 @@ async def test_lists_search_sort_page_and_export(app: FastAPI, editor_client: Ad
     async with app.state.database.api_sessions() as session:
         for n in range(12):
             session.add(
-                Product(sku=f"P-{n:02}", name=f"Pen {n}", price=Decimal(n), category_id=category.id)
+                Product(
+                    sku=f"P-{n:02}", name=f"Pen {n}", price=Decimal(n), category_id=_id(category)
+                )
             )
         await session.commit()
     found = await editor_client.http.get("/admin/product/list?search=pen 1")
@@ -411,7 +419,7 @@ async def test_admin_writes_and_other_writes_see_each_other(
     assert row.name == "Red notebook" and row.price == Decimal("9.99")
     async with app.state.database.api_sessions() as session:
         session.add(
-            Product(sku="EX-1", name="External lamp", price=Decimal(1), category_id=category.id)
+            Product(sku="EX-1", name="External lamp", price=Decimal(1), category_id=_id(category))
         )
         await session.commit()
     listing = await editor_client.http.get("/admin/product/list")
