@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from backend.admin.auth import AdminAuth, RoleAuthorization
+from backend.admin.auth import AdminAuth, RoleAuthorization, current_user
 from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
 from backend.admin.forms import form_mode
 from backend.admin.views import build_views
@@ -53,6 +53,7 @@ def mount_admin(
         authorization_backend=RoleAuthorization({view.identity: view.resource for view in views}),
     )
     admin.templates.env.globals["csrf_token"] = csrf_token
+    admin.templates.env.globals["current_user"] = current_user
     for view in views:
         admin.add_view(view)
     return admin

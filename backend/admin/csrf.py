@@ -72,8 +72,10 @@ class SameOriginCheck:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = Headers(scope=scope)
             claimed = headers.get("origin") or headers.get("referer")
-            host = headers.get("host", "")
-            if claimed is not None and (claimed == "null" or urlsplit(claimed).netloc != host):
+            # a reverse proxy may rewrite Host and pass the original on; a browser cannot
+            # add X-Forwarded-Host to a cross-site form post (and a script would need CORS)
+            hosts = {headers.get("host", ""), headers.get("x-forwarded-host", "")} - {""}
+            if claimed is not None and (claimed == "null" or urlsplit(claimed).netloc not in hosts):
                 await refuse(send, "The request came from another site.")
                 return
         await self.app(scope, receive, send)

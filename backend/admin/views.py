@@ -6,6 +6,7 @@ SQLAdmin's generic save: they use the resource's derived schemas (via `ResourceF
 references first and turn integrity errors into messages next to the fields.
 """
 
+import logging
 import re
 import types
 from collections.abc import Sequence
@@ -38,6 +39,16 @@ AJAX_LOOKUP_LIMIT = 20
 
 class AdminWriteError(Exception):
     """A write the admin refused or the database rejected; the message is for a person."""
+
+
+class _ExpectedWriteErrors(logging.Filter):
+    """SQLAdmin logs every failed save with a traceback; a refused form is not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], AdminWriteError))
+
+
+logging.getLogger("sqladmin.application").addFilter(_ExpectedWriteErrors())
 
 
 def _format_datetime(value: datetime) -> str:

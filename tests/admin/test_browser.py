@@ -63,6 +63,11 @@ async def pick(page: Page, field: str, typed: str, option: str) -> None:
 async def test_editor_journey(page: Page, live: LiveServer, artifacts: Path) -> None:
     prefix = artifacts / live.backend
     await sign_in(page, live, "editor@example.com")
+    await expect(page.locator("#signed-in-as")).to_have_text(
+        "Signed in as editor@example.com (editor)"
+    )
+    await expect(page.locator("a.card-link", has_text="Products")).to_contain_text("3 rows")
+    await expect(page.locator("a.card-link", has_text="Users")).to_have_count(0)
 
     # list: the seeded products, the most telling columns, related rows by label
     await page.goto(f"{live.url}/admin/product/list")
