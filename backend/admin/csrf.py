@@ -25,7 +25,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_KEY = "csrf"
-SCOPE_KEY = "tablestack.csrf_token"
 FORM_FIELD = "csrftoken"
 HEADER = "x-csrftoken"
 MAX_BODY = 5 * 1024 * 1024  # admin forms are small; a larger body is refused, not buffered
@@ -40,9 +39,13 @@ REFUSED_PAGE = """<!DOCTYPE html>
 """
 
 
-def csrf_token(request: Request) -> str | None:
-    """The session's CSRF token (set by CSRFProtection on every admin request)."""
-    token: str | None = request.scope.get(SCOPE_KEY)
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, created the first time a page needs one."""
+    session = request.session
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[SESSION_KEY] = token
     return token
 
 
@@ -82,7 +85,11 @@ class SameOriginCheck:
 
 
 class CSRFProtection:
-    """Require the session's token on unsafe requests; runs inside SessionMiddleware."""
+    """Require the session's token on unsafe requests; runs inside SessionMiddleware.
+
+    Pages create the token (`csrf_token`) when they render it, so static files and other
+    requests leave the session alone.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -91,15 +98,10 @@ class CSRFProtection:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        session = scope["session"]
-        expected = session.get(SESSION_KEY)
-        if not isinstance(expected, str) or not expected:
-            expected = secrets.token_urlsafe(32)
-            session[SESSION_KEY] = expected
-        scope[SCOPE_KEY] = expected
         if scope["method"] not in UNSAFE_METHODS:
             await self.app(scope, receive, send)
             return
+        expected = scope["session"].get(SESSION_KEY)
         sent = Headers(scope=scope).get(HEADER)
         if sent is None:
             body = await _read_body(receive)
@@ -108,7 +110,7 @@ class CSRFProtection:
                 return
             receive = _replay(body, receive)
             sent = await _form_token(scope, body)
-        if not sent or not hmac.compare_digest(sent, expected):
+        if not sent or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
             await refuse(
                 send,
                 "The form's security token is missing or does not match (cross-site request "
