@@ -68,6 +68,7 @@ async def test_editor_journey(page: Page, live: LiveServer, artifacts: Path) -> 
     )
     await expect(page.locator("a.card-link", has_text="Products")).to_contain_text("3 rows")
     await expect(page.locator("a.card-link", has_text="Users")).to_have_count(0)
+    await page.screenshot(path=f"{prefix}-index.png", full_page=True)
 
     # list: the seeded products, the most telling columns, related rows by label
     await page.goto(f"{live.url}/admin/product/list")
@@ -151,12 +152,15 @@ async def test_editor_journey(page: Page, live: LiveServer, artifacts: Path) -> 
     await expect(page).to_have_url(re.compile(r"/admin/login$"))
 
 
-async def test_viewer_is_read_only(page: Page, live: LiveServer) -> None:
+async def test_viewer_is_read_only(page: Page, live: LiveServer, artifacts: Path) -> None:
     await _insert_product(live, "DI-1", "Directly inserted lamp")
     await sign_in(page, live, "viewer@example.com")
 
     await page.goto(f"{live.url}/admin/product/list")
     await expect(page.locator("table tbody")).to_contain_text("Directly inserted lamp")
+    await page.screenshot(
+        path=f"{artifacts / live.backend}-viewer-product-list.png", full_page=True
+    )
     await expect(page.locator("a", has_text="New Product")).to_have_count(0)
     await expect(page.locator("a[href*='/admin/product/edit/']")).to_have_count(0)
     await expect(page.locator("a[data-bs-target='#modal-delete']")).to_have_count(0)
