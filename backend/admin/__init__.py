@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from fastapi import FastAPI
-from sqladmin import Admin
+from sqladmin import Admin, BaseView, ModelView
+from sqladmin._menu import CategoryMenu, ViewMenu
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,8 +21,27 @@ BASE_URL = "/admin"
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+class AccessibleCategoryMenu(CategoryMenu):
+    """A sidebar category shown only when the user may open one of its pages.
+
+    SQLAdmin shows every category to everyone: an editor would see an empty
+    "Administration" heading.
+    """
+
+    def is_accessible(self, request: Request) -> bool:
+        return any(c.is_visible(request) and c.is_accessible(request) for c in self.children)
+
+
 class TablestackAdmin(Admin):
     """SQLAdmin, telling the generated forms whether they create or edit a row."""
+
+    def _build_menu(self, view: ModelView | BaseView) -> None:
+        if not view.category:
+            super()._build_menu(view)
+            return
+        menu = AccessibleCategoryMenu(name=view.category, icon=view.category_icon)
+        menu.add_child(ViewMenu(view=view, name=view.name, icon=view.icon))
+        self._menu.add(menu)
 
     async def create(self, request: Request) -> Response:
         with form_mode("create"):

@@ -193,11 +193,11 @@ async def test_only_admins_see_users(
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http:
         await sign_in(http, users[role].email)
         index = await http.get("/admin/")
-        assert "/admin/user/list" not in index.text
+        assert "/admin/user/list" not in index.text and "Administration" not in index.text
         assert (await http.get("/admin/user/list")).status_code == 403
         assert (await http.get(f"/admin/user/edit/{users[role].id}")).status_code == 403
     index = await admin_client.http.get("/admin/")
-    assert "/admin/user/list" in index.text
+    assert "/admin/user/list" in index.text and "Administration" in index.text
     assert "hashed_password" not in (await admin_client.http.get("/admin/user/list")).text
 
 

@@ -142,8 +142,9 @@ async def test_editor_journey(page: Page, live: LiveServer, artifacts: Path) -> 
     await expect(page.locator("tbody tr", has_text="NB-2")).to_have_count(0)
     assert await _product(live, "NB-2") is None
 
-    # an editor does not see the users table
+    # an editor does not see the users table, nor its empty category
     await expect(page.locator("#navbar-menu")).not_to_contain_text("Users")
+    await expect(page.locator("#navbar-menu")).not_to_contain_text("Administration")
 
     # log out: the session is gone
     await page.locator("a", has_text="Logout").click()
