@@ -92,10 +92,48 @@ class ResourceView(ModelView):
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         """SQLAdmin's form plus the schema-only fields (a user's password)."""
         form = await super().scaffold_form(rules)
-        extras = self._schema_only_fields()
+        extras = {**self._schema_only_fields(), **self._read_only_fields()}
         if not extras:
             return form
         return type(form.__name__, (form,), extras)
+
+    def _read_only_names(self) -> list[str]:
+        """Columns an edit page shows but never writes: the key, server-managed and
+        `readonly_columns` ones (unless the registry leaves them out of forms)."""
+        resource = self.resource
+        hidden = {
+            *resource.admin.form_excluded_columns,
+            *resource.admin.column_details_exclude_list,
+        }
+        names = [*read_only_fields(resource), *resource.admin.readonly_columns]
+        return [
+            name
+            for name in dict.fromkeys(names)
+            if name not in hidden and name not in self._form_prop_names and "password" not in name
+        ]
+
+    def _read_only_fields(self) -> dict[str, Any]:
+        if current_mode() != "edit":
+            return {}
+        return {
+            name: StringField(
+                self._column_labels.get(name, _humanize(name)),
+                render_kw={"class": "form-control", "disabled": True},
+                description="Read-only.",
+            )
+            for name in self._read_only_names()
+        }
+
+    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
+        """The row's values for the edit form, read-only columns formatted for display."""
+        data = await super().get_form_data_for_edit(obj)
+        for name in self._read_only_names():
+            value = getattr(obj, name, None)
+            if isinstance(value, datetime):
+                data[name] = _format_datetime(value)
+            else:
+                data[name] = "" if value is None else str(value)
+        return data
 
     def _schema_only_fields(self) -> dict[str, Any]:
         """Fields of the Create/Update schemas that are neither columns nor relationships."""

@@ -371,6 +371,28 @@ async def test_enums_datetimes_decimals_and_relations_are_editable(
     assert saved_product.tags == []
 
 
+async def test_read_only_columns_are_shown_on_the_edit_page_but_never_written(
+    app: FastAPI, editor_client: AdminClient
+) -> None:
+    category, _, product = await _catalog(app)
+    page = await editor_client.http.get(f"/admin/product/edit/{product.id}")
+    created = re.search(r'<input[^>]*name="created_at"[^>]*>', page.text)
+    assert created is not None and "disabled" in created.group(0)
+    assert product.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") in created.group(0)
+    assert 'name="created_at"' not in (await editor_client.http.get("/admin/product/create")).text
+    forged = {
+        **_product_form(category),
+        "sku": "BK-1",
+        "created_at": "2000-01-01 00:00:00",
+        "id": "99",
+    }
+    assert (
+        await editor_client.post(f"/admin/product/edit/{product.id}", forged)
+    ).status_code == 302
+    [saved] = await _products(app, "BK-1")
+    assert saved.id == product.id and saved.created_at == product.created_at
+
+
 async def test_related_rows_are_found_by_ajax_lookup(
     app: FastAPI, editor_client: AdminClient
 ) -> None:
