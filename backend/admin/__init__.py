@@ -1,0 +1,79 @@
+"""The admin UI: SQLAdmin views generated from the registry, over the app's one engine."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqladmin import Admin, BaseView, ModelView
+from sqladmin._menu import CategoryMenu, ViewMenu
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from backend.admin.auth import AdminAuth, RoleAuthorization, current_user
+from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
+from backend.admin.forms import form_mode
+from backend.admin.views import build_views
+from backend.config import Settings
+from backend.db import Database
+from backend.registry import Registry, registry
+
+BASE_URL = "/admin"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class AccessibleCategoryMenu(CategoryMenu):
+    """A sidebar category shown only when the user may open one of its pages.
+
+    SQLAdmin shows every category to everyone: an editor would see an empty
+    "Administration" heading.
+    """
+
+    def is_accessible(self, request: Request) -> bool:
+        return any(c.is_visible(request) and c.is_accessible(request) for c in self.children)
+
+
+class TablestackAdmin(Admin):
+    """SQLAdmin, telling the generated forms whether they create or edit a row."""
+
+    def _build_menu(self, view: ModelView | BaseView) -> None:
+        if not view.category:
+            super()._build_menu(view)
+            return
+        menu = AccessibleCategoryMenu(name=view.category, icon=view.category_icon)
+        menu.add_child(ViewMenu(view=view, name=view.name, icon=view.icon))
+        self._menu.add(menu)
+
+    async def create(self, request: Request) -> Response:
+        with form_mode("create"):
+            response: Response = await super().create(request)
+            return response
+
+    async def edit(self, request: Request) -> Response:
+        with form_mode("edit"):
+            response: Response = await super().edit(request)
+            return response
+
+
+def mount_admin(
+    app: FastAPI, settings: Settings, database: Database, tables: Registry = registry
+) -> Admin:
+    """Mount the admin at /admin with one view per registered table."""
+    views = build_views(tables)
+    authentication = AdminAuth(settings, database, BASE_URL)
+    # after SessionMiddleware (the token lives in the session), before the endpoints
+    authentication.middlewares.append(Middleware(CSRFProtection))
+    admin = TablestackAdmin(
+        app,
+        session_maker=database.admin_sessions,
+        base_url=BASE_URL,
+        title=settings.admin_title,
+        templates_dir=str(TEMPLATES),
+        middlewares=[Middleware(SameOriginCheck)],
+        authentication_backend=authentication,
+        authorization_backend=RoleAuthorization({view.identity: view.resource for view in views}),
+    )
+    admin.templates.env.globals["csrf_token"] = csrf_token
+    admin.templates.env.globals["current_user"] = current_user
+    for view in views:
+        admin.add_view(view)
+    return admin

@@ -1,0 +1,195 @@
+"""The admin in a real browser (headless Chromium), against a real server, on both backends.
+
+Each journey is what an admin does by hand; after each write the test reads the database
+directly from this process, so "saved" means committed and visible to everyone.
+"""
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import selectinload
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from backend.models import Category, Product
+from tests.admin.live import PASSWORD, LiveServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def _product(live: LiveServer, sku: str) -> Product | None:
+    """The product `sku` as a fresh connection sees it (with its tags)."""
+    engine = create_async_engine(live.database_url)
+    try:
+        async with AsyncSession(engine) as session:
+            query = select(Product).where(Product.sku == sku).options(selectinload(Product.tags))  # type: ignore[arg-type]
+            return (await session.exec(query)).first()
+    finally:
+        await engine.dispose()
+
+
+async def _insert_product(live: LiveServer, sku: str, name: str) -> None:
+    engine = create_async_engine(live.database_url)
+    try:
+        async with AsyncSession(engine) as session:
+            category = (await session.exec(select(Category))).first()
+            assert category is not None and category.id is not None
+            session.add(Product(sku=sku, name=name, price=Decimal("1.00"), category_id=category.id))
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def sign_in(page: Page, live: LiveServer, email: str) -> None:
+    await page.goto(f"{live.url}/admin/")
+    await expect(page).to_have_url(re.compile(r"/admin/login$"))
+    await page.fill("#username", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/admin/$"))
+
+
+async def pick(page: Page, field: str, typed: str, option: str) -> None:
+    """Choose `option` in the search-as-you-type select of `field`."""
+    await page.locator(f"select#{field} + .select2").click()
+    await page.locator(".select2-container--open .select2-search__field").fill(typed)
+    await page.locator(".select2-results__option", has_text=option).click()
+
+
+async def test_editor_journey(page: Page, live: LiveServer, artifacts: Path) -> None:
+    prefix = artifacts / live.backend
+    await sign_in(page, live, "editor@example.com")
+    await expect(page.locator("#signed-in-as")).to_have_text(
+        "Signed in as editor@example.com (editor)"
+    )
+    await expect(page.locator("a.card-link", has_text="Products")).to_contain_text("3 rows")
+    await expect(page.locator("a.card-link", has_text="Users")).to_have_count(0)
+    await page.screenshot(path=f"{prefix}-index.png", full_page=True)
+
+    # list: the seeded products, the most telling columns, related rows by label
+    await page.goto(f"{live.url}/admin/product/list")
+    table = page.locator("table tbody tr")
+    await expect(table).to_have_count(3)
+    await expect(page.locator("table thead")).to_contain_text("SKU")
+    await expect(page.locator("table tbody")).to_contain_text("Garden")  # category by __str__
+    await page.screenshot(path=f"{prefix}-product-list.png", full_page=True)
+
+    # search
+    await page.fill("#search-input", "widget")
+    await page.press("#search-input", "Enter")
+    await expect(page).to_have_url(re.compile(r"search=widget"))
+    await expect(table).to_have_count(1)
+    await expect(table).to_contain_text("Garden widget")
+
+    # sort by price, both ways
+    await page.goto(f"{live.url}/admin/product/list")
+    await page.locator("table thead a", has_text="Price").click()
+    await expect(page).to_have_url(re.compile(r"sortBy=price&sort=asc"))
+    prices = [Decimal(p) for p in await page.locator("tbody tr td:nth-child(6)").all_inner_texts()]
+    assert prices == sorted(prices) and len(prices) == 3
+    await page.locator("table thead a", has_text="Price").click()
+    await expect(page).to_have_url(re.compile(r"sort=desc"))
+    prices = [Decimal(p) for p in await page.locator("tbody tr td:nth-child(6)").all_inner_texts()]
+    assert prices == sorted(prices, reverse=True)
+
+    # create with tags; a negative price is an error next to the field, nothing is saved
+    await page.locator("a", has_text="New Product").click()
+    await page.fill("#sku", "NB-2")
+    await page.fill("#name", "Red notebook")
+    await page.fill("#price", "-5")
+    await page.fill("#stock", "3")
+    await pick(page, "category", "Boo", "Books")
+    await pick(page, "tags", "sa", "sale")
+    await pick(page, "tags", "ne", "new")
+    await page.click("input[type=submit][value=Save]")
+    price_error = page.locator("#price ~ .invalid-feedback")
+    await expect(price_error).to_contain_text("greater than or equal to 0")
+    await expect(page.locator("#price")).to_have_class(re.compile("is-invalid"))
+    await page.screenshot(path=f"{prefix}-product-form-error.png", full_page=True)
+    assert await _product(live, "NB-2") is None
+
+    await page.fill("#price", "9.99")
+    await page.click("input[type=submit][value=Save]")
+    await expect(page).to_have_url(re.compile(r"/admin/product/list"))
+    await expect(page.locator("table tbody")).to_contain_text("Red notebook")
+    created = await _product(live, "NB-2")
+    assert created is not None
+    assert created.price == Decimal("9.99")
+    assert sorted(tag.name for tag in created.tags) == ["new", "sale"]
+
+    # edit
+    row = page.locator("tbody tr", has_text="NB-2")
+    await row.locator("a[href*='/admin/product/edit/']").click()
+    await expect(page.locator("#name")).to_have_value("Red notebook")
+    await expect(page.locator("select#tags + .select2")).to_contain_text("sale")
+    await page.screenshot(path=f"{prefix}-product-edit.png", full_page=True)
+    await page.fill("#name", "Red notebook XL")
+    await page.click("input[type=submit][value=Save]")
+    await expect(page.locator("table tbody")).to_contain_text("Red notebook XL")
+    edited = await _product(live, "NB-2")
+    assert edited is not None and edited.name == "Red notebook XL"
+    assert sorted(tag.name for tag in edited.tags) == ["new", "sale"]
+
+    # delete
+    row = page.locator("tbody tr", has_text="NB-2")
+    await row.locator("a[data-bs-target='#modal-delete']").click()
+    await expect(page.locator("#modal-delete")).to_be_visible()
+    await page.click("#modal-delete-button")
+    await expect(page.locator("tbody tr", has_text="NB-2")).to_have_count(0)
+    assert await _product(live, "NB-2") is None
+
+    # an editor does not see the users table, nor its empty category
+    await expect(page.locator("#navbar-menu")).not_to_contain_text("Users")
+    await expect(page.locator("#navbar-menu")).not_to_contain_text("Administration")
+
+    # log out: the session is gone
+    await page.locator("a", has_text="Logout").click()
+    await expect(page).to_have_url(re.compile(r"/admin/login$"))
+    await page.goto(f"{live.url}/admin/product/list")
+    await expect(page).to_have_url(re.compile(r"/admin/login$"))
+
+
+async def test_viewer_is_read_only(page: Page, live: LiveServer, artifacts: Path) -> None:
+    await _insert_product(live, "DI-1", "Directly inserted lamp")
+    await sign_in(page, live, "viewer@example.com")
+
+    await page.goto(f"{live.url}/admin/product/list")
+    await expect(page.locator("table tbody")).to_contain_text("Directly inserted lamp")
+    await page.screenshot(
+        path=f"{artifacts / live.backend}-viewer-product-list.png", full_page=True
+    )
+    await expect(page.locator("a", has_text="New Product")).to_have_count(0)
+    await expect(page.locator("a[href*='/admin/product/edit/']")).to_have_count(0)
+    await expect(page.locator("a[data-bs-target='#modal-delete']")).to_have_count(0)
+    await expect(page.locator("#navbar-menu")).not_to_contain_text("Users")
+
+    row = page.locator("tbody tr", has_text="DI-1")
+    await row.locator("a[href*='/admin/product/details/']").click()
+    await expect(page.locator("body")).to_contain_text("Directly inserted lamp")
+    await expect(page.locator("a", has_text="Edit")).to_have_count(0)
+    await expect(page.locator("a", has_text="Delete")).to_have_count(0)
+
+    # forged requests carrying a valid CSRF token: the role check still refuses them
+    token = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    statuses = await page.evaluate(
+        """async ([base, token]) => {
+            const body = new FormData();
+            body.append('csrftoken', token);
+            for (const [k, v] of [['sku', 'FORGED'], ['name', 'Forged'], ['price', '1'],
+                                  ['stock', '1'], ['category', '1'], ['save', 'Save']]) {
+                body.append(k, v);
+            }
+            const created = await fetch(base + '/admin/product/create', {method: 'POST', body});
+            const removed = await fetch(base + '/admin/product/delete?pks=1',
+                                        {method: 'DELETE', headers: {'X-CSRFToken': token}});
+            return [created.status, removed.status];
+        }""",
+        [live.url, token],
+    )
+    assert statuses == [403, 403]
+    assert await _product(live, "FORGED") is None
+    assert await _product(live, "BK-1") is not None
