@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend import health
 from backend.config import Settings, get_settings
+from backend.crud.api import install_api
 from backend.db import Database
 from backend.schema import head_revisions
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.database = database
     app.state.migration_heads = head_revisions()
     app.include_router(health.router)
+    install_api(app, settings)
     return app
 
 
