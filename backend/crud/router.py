@@ -10,16 +10,17 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, delete, func, literal, select
+from sqlalchemy import Column, delete, func, literal
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import selectinload
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -298,7 +299,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):
                 values = await self.prepare_values(data)
                 await self._check_references(session, values)
                 try:
-                    row = self.model.model_validate(values)
+                    # A namespace, not a dict: sqlmodel reads relationships with getattr, and
+                    # a dict's `items` method would land in a relationship named `items`.
+                    row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
                 except ValidationError as exc:
                     raise RequestValidationError(
                         [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
