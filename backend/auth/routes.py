@@ -10,6 +10,7 @@ from backend.auth.dependencies import CurrentUserDep, SettingsDep, unauthorized
 from backend.auth.schemas import UserRead
 from backend.auth.tokens import create_access_token
 from backend.auth.users import authenticate
+from backend.crud.errors import BAD_BODY, Message
 from backend.db import SessionDep
 from backend.models import User
 
@@ -24,12 +25,6 @@ class Token(BaseModel):
     expires_in: int
 
 
-class Message(BaseModel):
-    """An error with a human-readable `detail`."""
-
-    detail: str
-
-
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "Missing, invalid or expired credentials"}
 }
@@ -41,7 +36,7 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     name="auth-token",
     summary="Sign in: exchange an email and password for an access token",
     response_model=Token,
-    responses=UNAUTHORIZED,
+    responses={**BAD_BODY, **UNAUTHORIZED},
 )
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from backend.integrity import Violation
 
 Loc = Sequence[str | int]
+Responses = dict[int | str, dict[str, Any]]
 
 
 class Message(BaseModel):
@@ -71,12 +72,15 @@ def not_found(resource: str, item_id: object) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"No {resource} with id {item_id}")
 
 
-NOT_FOUND = {404: {"model": Message, "description": "No row has this id"}}
-UNAUTHORIZED = {
+BAD_BODY: Responses = {
+    400: {"model": Message, "description": "The body cannot be parsed (not JSON text)"}
+}
+NOT_FOUND: Responses = {404: {"model": Message, "description": "No row has this id"}}
+UNAUTHORIZED: Responses = {
     401: {"model": Message, "description": "No, an invalid or an expired bearer token"},
     403: {"model": Message, "description": "The signed-in user's role does not allow this"},
 }
-CONFLICT = {
+CONFLICT: Responses = {
     409: {
         "model": Conflict,
         "description": "A unique, foreign-key or check rule would be broken; `loc` names the field",

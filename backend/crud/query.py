@@ -118,9 +118,13 @@ class FieldSpec:
         return value
 
 
-@cache
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
 def _adapter(python_type: type) -> TypeAdapter[Any]:
-    return TypeAdapter(python_type)
+    if python_type not in _ADAPTERS:
+        _ADAPTERS[python_type] = TypeAdapter(python_type)
+    return _ADAPTERS[python_type]
 
 
 @cache
@@ -249,7 +253,8 @@ class ListParser:
             if flag is None:
                 raise ParameterError("isnull takes true or false")
             assert spec.column is not None
-            return spec.column.is_(None) if flag else spec.column.is_not(None)
+            null: ColumnElement[bool] = spec.column.is_(None) if flag else spec.column.is_not(None)
+            return null
         if op == "in":
             values = self._list(raw, from_json=from_json)
             if len(values) > MAX_IN_VALUES:

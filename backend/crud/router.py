@@ -28,6 +28,7 @@ from backend.auth.dependencies import require_role
 from backend.auth.passwords import hash_password
 from backend.config import Settings
 from backend.crud.errors import (
+    BAD_BODY,
     CONFLICT,
     NOT_FOUND,
     UNAUTHORIZED,
@@ -83,7 +84,7 @@ _ACTIONS = {
         "create",
         "Create one of {label}",
         status.HTTP_201_CREATED,
-        {201: {"headers": _LOCATION_HEADER}, **UNAUTHORIZED, **CONFLICT},
+        {201: {"headers": _LOCATION_HEADER}, **BAD_BODY, **UNAUTHORIZED, **CONFLICT},
     ),
     ("", "DELETE"): RouteSpec(
         "delete-all", "Delete every row of {label}", responses={**UNAUTHORIZED, **CONFLICT}
@@ -94,12 +95,12 @@ _ACTIONS = {
     ("/{item_id}", "PUT"): RouteSpec(
         "replace",
         "Replace one of {label}",
-        responses={**UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
+        responses={**BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
     ),
     ("/{item_id}", "PATCH"): RouteSpec(
         "update",
         "Change some fields of one of {label}",
-        responses={**UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
+        responses={**BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
     ),
     ("/{item_id}", "DELETE"): RouteSpec(
         "delete", "Delete one of {label}", responses={**UNAUTHORIZED, **NOT_FOUND, **CONFLICT}
@@ -119,7 +120,7 @@ The total is in `X-Total-Count` and `Content-Range`.
 """
 
 
-class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):
+class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # untyped library
     """Async CRUD routes for one registered table.
 
     Hooks for subclasses: `prepare_values` (turn validated input into column values).
@@ -469,7 +470,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):
                     raise _reference_conflict(
                         column.name,
                         f"no {target.table.name} row has {target.name} {value}",
-                        constraint=foreign_key.constraint.name if foreign_key.constraint else None,
+                        constraint=_name(foreign_key.constraint),
                     )
 
     async def _still_referenced(self, session: AsyncSession, item_id: int) -> HTTPException:
@@ -518,6 +519,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):
         except DataError:
             await session.rollback()
             raise invalid(["query"], "a filter value cannot be used by the database") from None
+
+
+def _name(constraint: Any) -> str | None:
+    name = getattr(constraint, "name", None)
+    return name if isinstance(name, str) else None
 
 
 def _reference_conflict(name: str, msg: str, *, constraint: str | None = None) -> HTTPException:

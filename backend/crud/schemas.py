@@ -203,7 +203,8 @@ def derive_replace_schema(resource: ResourceOptions) -> type[BaseModel]:
     for name in read_only_fields(resource):
         if name in schemas.create.model_fields:
             continue
-        annotation = read_fields[name].annotation if name in read_fields else Any
-        extra[name] = (annotation | None, FieldInfo(annotation=annotation | None, default=None))
+        annotation: Any = read_fields[name].annotation if name in read_fields else Any
+        optional: Any = annotation | None
+        extra[name] = (optional, FieldInfo(annotation=optional, default=None))
     title = schemas.create.__name__.removesuffix("Create") or resource.model.__name__
     return create_model(f"{title}Replace", __base__=schemas.create, **extra)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from annotated_types import Ge, Gt, MaxLen, MinLen
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import insert
@@ -30,7 +30,7 @@ from backend.auth.tokens import create_access_token
 from backend.config import Settings
 from backend.crud.schemas import derive_schemas
 from backend.main import create_app
-from backend.models import Role, User
+from backend.models import Role
 from backend.registry import ResourceOptions, registry
 
 PASSWORD = "correct-horse-battery-staple"
@@ -76,10 +76,11 @@ async def accounts(
     made = {}
     for role in Role:
         email = f"{role.value}-{next(_counter)}@example.com"
+        users = registry.get("users").table
         result = await connection.execute(
-            insert(User.__table__)  # type: ignore[arg-type]
+            insert(users)
             .values(email=email, hashed_password=password_hash, role=role.value, is_active=True)
-            .returning(User.__table__.c.id)  # type: ignore[attr-defined]
+            .returning(users.c.id)
         )
         user_id = int(result.scalar_one())
         token = create_access_token(user_id, settings)
@@ -171,7 +172,7 @@ class Rows:
             for column in resource.table.columns
             if column.foreign_keys
         }
-        links = {link.field: link.target.__tablename__ for link in schemas.many_to_many}
+        links = {link.field: str(link.target.__tablename__) for link in schemas.many_to_many}
         body: dict[str, Any] = {}
         for field_name, info in schemas.create.model_fields.items():
             if field_name in overrides:

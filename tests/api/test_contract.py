@@ -41,7 +41,7 @@ def comparable(value: Any) -> Any:
 
 
 def same(sent: Any, shown: Any) -> bool:
-    return comparable(sent) == comparable(shown) or sent == shown
+    return bool(comparable(sent) == comparable(shown) or sent == shown)
 
 
 def ids(response: Response) -> list[int]:
@@ -221,7 +221,7 @@ async def test_delete_all_is_off_unless_the_table_enables_it(
 def unique_keys(resource: ResourceOptions) -> list[tuple[str, ...]]:
     from sqlalchemy import UniqueConstraint
 
-    keys = [(c.name,) for c in resource.table.columns if c.unique]
+    keys: list[tuple[str, ...]] = [(c.name,) for c in resource.table.columns if c.unique]
     keys += [
         tuple(c.name for c in constraint.columns)
         for constraint in resource.table.constraints
@@ -336,7 +336,7 @@ async def test_page_size_bounds_are_422s(
         ("limit=0", "limit"),
         (f"limit={settings.page_size_max + 1}", "limit"),
         ("skip=-1", "skip"),
-        ("range=[0,%d]" % settings.page_size_max, "range"),
+        (f"range=[0,{settings.page_size_max}]", "range"),
         ("range=[5,2]", "range"),
         ("range=oops", "range"),
         ("range=[0,1]&limit=5", "range"),
