@@ -346,6 +346,8 @@ class ListParser:
         elif raw is not None:
             for part in raw.split(","):
                 name = part.strip()
+                if not name:  # `sort=` or a trailing comma: nothing asked
+                    continue
                 descending = name.startswith("-")
                 fields.append((name.removeprefix("-").removeprefix("+"), descending))
         order: list[UnaryExpression[Any]] = []

@@ -13,6 +13,7 @@ import enum
 import itertools
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,9 +23,12 @@ import pytest
 from annotated_types import Ge, Gt, MaxLen, MinLen
 from fastapi import FastAPI
 from httpx import AsyncClient
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backend.auth import passwords
 from backend.auth.passwords import hash_password
 from backend.auth.tokens import create_access_token
 from backend.config import Settings
@@ -54,8 +58,19 @@ def app(settings: Settings, engine: AsyncEngine, connection: AsyncConnection) ->
     return application
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Real argon2, with test-sized cost: the default costs ~0.5 s per hash on this machine,
+    and the contract suite creates hundreds of users. Verification reads the cost from each
+    hash, so production-cost hashes still verify."""
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", lambda: cheap)
+        yield
+
+
 @pytest.fixture(scope="session")
-def password_hash() -> str:
+def password_hash(cheap_password_hashing: None) -> str:
     """Hashed once per run: argon2 is slow on purpose."""
     return hash_password(PASSWORD)
 
