@@ -9,10 +9,11 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from backend.auth.routes import router as auth_router
 from backend.config import Settings
+from backend.crud.errors import is_data_exception
 from backend.crud.router import resource_routers
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
@@ -44,7 +45,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         max_age=600,
     )
     app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(DBAPIError, _data_error)
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -58,8 +59,11 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _data_error(_request: Request, _exc: Exception) -> JSONResponse:
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     """Last line of defence for a value the database refused (no SQL in the answer)."""
+    assert isinstance(exc, DBAPIError)
+    if not is_data_exception(exc):
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
     return JSONResponse(
         {
             "detail": [

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError, DBAPIError
 
 from backend.integrity import Violation
 
@@ -66,6 +67,19 @@ def error_from_violation(
     if violation.kind == "not_null":
         return invalid(loc, violation.message(), type="missing")
     return conflict(loc, violation.message(), type=violation.kind, constraint=violation.constraint)
+
+
+def is_data_exception(exc: DBAPIError) -> bool:
+    """True when the database refused a value (SQLSTATE class 22: out of range, malformed).
+
+    asyncpg reports some of these (numeric overflow) as a plain DBAPIError, not DataError.
+    """
+    if isinstance(exc, DataError):
+        return True
+    original = exc.orig
+    cause = getattr(original, "__cause__", None)
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(original, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def not_found(resource: str, item_id: object) -> HTTPException:

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import Numeric, and_, false, literal, or_, true
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
@@ -80,6 +80,17 @@ class FieldSpec:
         if self.is_text:
             return OPERATORS
         return tuple(op for op in OPERATORS if op not in ("like", "ilike"))
+
+    def bind(self, raw: Any) -> Any:
+        """`raw` parsed, as a value to compare the column with.
+
+        Decimals are bound as plain NUMERIC: PostgreSQL would otherwise cast the parameter to
+        the column's NUMERIC(p, s), rounding it (price = 1.234 matching 1.23) or overflowing.
+        """
+        value = self.parse(raw)
+        if isinstance(value, Decimal):
+            return literal(value, Numeric(asdecimal=True))
+        return value
 
     def parse(self, raw: Any) -> Any:
         """`raw` (query text or a JSON value) as a value of this field's type."""
@@ -259,14 +270,14 @@ class ListParser:
             values = self._list(raw, from_json=from_json)
             if len(values) > MAX_IN_VALUES:
                 raise ParameterError(f"at most {MAX_IN_VALUES} values")
-            parsed = [spec.parse(value) for value in values]
             if spec.link is not None:
-                return self._has_linked(spec.link, parsed)
+                return self._has_linked(spec.link, [spec.parse(value) for value in values])
+            parsed = [spec.bind(value) for value in values]
             assert spec.column is not None
             return spec.column.in_(parsed) if parsed else false()
-        value = spec.parse(raw)
         if spec.link is not None:
-            return self._has_linked(spec.link, [value])
+            return self._has_linked(spec.link, [spec.parse(raw)])
+        value = spec.bind(raw)
         column = spec.column
         assert column is not None
         if op in ("like", "ilike"):

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, delete, func, literal
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,6 +35,7 @@ from backend.crud.errors import (
     ConflictDetail,
     error_from_violation,
     invalid,
+    is_data_exception,
     not_found,
 )
 from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
@@ -504,9 +505,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         except IntegrityError as exc:
             await session.rollback()
             raise error_from_violation(describe_integrity_error(exc), where=where) from None
-        except DataError:
+        except DBAPIError as exc:
             await session.rollback()
-            raise invalid([where], "a value cannot be stored by the database") from None
+            if is_data_exception(exc):
+                raise invalid([where], "a value cannot be stored by the database") from None
+            raise
         except BaseException:
             await session.rollback()
             raise
@@ -516,9 +519,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         """A value the database cannot compare (out of its range) is the client's error."""
         try:
             yield
-        except DataError:
+        except DBAPIError as exc:
             await session.rollback()
-            raise invalid(["query"], "a filter value cannot be used by the database") from None
+            if is_data_exception(exc):
+                raise invalid(["query"], "a value cannot be used by the database") from None
+            raise
 
 
 def _name(constraint: Any) -> str | None:
