@@ -39,7 +39,12 @@ from backend.crud.errors import (
     not_found,
 )
 from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
-from backend.crud.schemas import derive_replace_schema, derive_schemas, integer_bounds
+from backend.crud.schemas import (
+    derive_replace_schema,
+    derive_schemas,
+    integer_bounds,
+    write_only_fields,
+)
 from backend.db import SessionDep
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions
@@ -134,6 +139,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self.schemas = derive_schemas(resource)
         self.replace_schema = derive_replace_schema(resource)
         self.read_only = {resource.primary_key, *resource.read_only_fields}
+        self.write_only = write_only_fields(resource)
         pk_column = resource.table.columns[resource.primary_key]
         low, high = integer_bounds(pk_column)
         # Set before super().__init__, so crudrouter never calls its pydantic-v1 get_pk_type.
@@ -330,6 +336,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             session: SessionDep,
         ) -> Any:
             data = payload.model_dump(exclude=self.read_only)  # type: ignore[attr-defined]
+            for name in self.write_only:  # left out: keep what is stored
+                if data.get(name) is None:
+                    data.pop(name, None)
             return await self._change(session, id, data)
 
         return route

@@ -190,16 +190,30 @@ def derive_schemas(resource: ResourceOptions) -> Schemas:
     return Schemas(create=create, update=update, read=read, many_to_many=links)
 
 
+def write_only_fields(resource: ResourceOptions) -> tuple[str, ...]:
+    """Input fields the Read schema never shows (a user's `password`)."""
+    schemas = derive_schemas(resource)
+    return tuple(f for f in schemas.create.model_fields if f not in schemas.read.model_fields)
+
+
 @cache
 def derive_replace_schema(resource: ResourceOptions) -> type[BaseModel]:
     """The PUT body: the Create schema, also accepting (and ignoring) the read-only fields.
 
     A client may send back a record exactly as it read it: `id`, `created_at` and the like are
-    allowed, typed as the Read schema shows them, and never written.
+    allowed, typed as the Read schema shows them, and never written. Write-only fields (in
+    Create but never shown, like a user's `password`) become optional: a record read and sent
+    back has none, and leaving one out keeps the stored value.
     """
     schemas = derive_schemas(resource)
     read_fields = schemas.read.model_fields
     extra: dict[str, Any] = {}
+    for name in write_only_fields(resource):
+        info = schemas.create.model_fields[name]
+        written: Any = info.annotation
+        optional_type: Any = written | None
+        copy = FieldInfo.merge_field_infos(info, annotation=optional_type, default=None)
+        extra[name] = (optional_type, copy)
     for name in read_only_fields(resource):
         if name in schemas.create.model_fields:
             continue

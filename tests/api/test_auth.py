@@ -172,3 +172,20 @@ class TestCors:
             "/api/products", headers={**admin, "Origin": "http://evil.example"}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_user_sent_back_as_read_keeps_its_password(
+    client: AsyncClient, admin: dict[str, str]
+) -> None:
+    """react-admin updates with PUT and the record it read, which has no password."""
+    body = {"email": "kept@example.com", "password": "a-long-password", "role": "viewer"}
+    created = (await client.post("/api/users", json=body, headers=admin)).json()
+    edited = {**created, "full_name": "Kept Password"}
+    response = await client.put(f"/api/users/{created['id']}", json=edited, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["full_name"] == "Kept Password"
+    assert (await sign_in(client, "kept@example.com", "a-long-password"))[0] == 200
+    edited["password"] = "a-new-long-password"
+    response = await client.put(f"/api/users/{created['id']}", json=edited, headers=admin)
+    assert response.status_code == 200
+    assert (await sign_in(client, "kept@example.com", "a-new-long-password"))[0] == 200
