@@ -47,6 +47,7 @@ from backend.crud.schemas import (
 )
 from backend.db import SessionDep
 from backend.integrity import describe_integrity_error
+from backend.models import Role
 from backend.registry import ResourceOptions
 
 
@@ -188,11 +189,18 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             "list": list[self.schemas.read],  # type: ignore[name-defined]
             "delete-all": DeleteAllResult,
         }.get(spec.action, self.schemas.read)
-        extra: dict[str, Any] = {}
+        openapi_extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"openapi_extra": openapi_extra}
         if spec.action == "list":
             searchable = ", ".join(f"`{f}`" for f in self.resource.search_fields) or "nothing"
             extra["description"] = _LIST_DESCRIPTION.format(search=searchable)
-            extra["openapi_extra"] = {"parameters": openapi_filter_parameters(self.resource)}
+            openapi_extra["parameters"] = openapi_filter_parameters(self.resource)
+        if (
+            spec.action in ("list", "get")
+            and self.settings.anonymous_read
+            and self.resource.read_role is Role.viewer
+        ):
+            openapi_extra["security"] = [{}]  # a token is optional: appended to `bearer`
         APIRouter.add_api_route(
             self,
             path.replace("{item_id}", "{id}"),

@@ -141,6 +141,10 @@ class TestAnonymousRead:
         assert (await client.delete(f"/api/products/{product['id']}")).status_code == 401
         bad = await client.get("/api/products", headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        assert paths["/api/products"]["get"]["security"] == [{"bearer": []}, {}]
+        assert paths["/api/products"]["post"]["security"] == [{"bearer": []}]
+        assert paths["/api/users"]["get"]["security"] == [{"bearer": []}]
 
 
 class TestCors:
