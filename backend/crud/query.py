@@ -281,6 +281,8 @@ class ListParser:
         column = spec.column
         assert column is not None
         if op in ("like", "ilike"):
+            if (len(value) - len(value.rstrip("\\"))) % 2:
+                raise ParameterError("a pattern cannot end with the escape character \\")
             return _like(column, value, case_insensitive=op == "ilike", dialect=self.dialect)
         comparisons: dict[str, Callable[[Any], ColumnElement[bool]]] = {
             "eq": column.__eq__,
@@ -421,19 +423,26 @@ def _escape_like(text: str) -> str:
 def _like(
     column: InstrumentedAttribute[Any], pattern: str, *, case_insensitive: bool, dialect: str
 ) -> ColumnElement[bool]:
-    """SQL LIKE (`%` any run, `_` one character); case-sensitive unless `ilike`.
+    """SQL LIKE (`%` any run, `_` one character, `\\` escapes); case-sensitive unless `ilike`.
 
     SQLite's LIKE ignores ASCII case, so a case-sensitive match there uses GLOB with the
     pattern translated (GLOB's own wildcards escaped as one-character classes).
     """
     if case_insensitive:
-        return column.ilike(pattern)
+        return column.ilike(pattern, escape="\\")
     if dialect != "sqlite":
-        return column.like(pattern)
-    glob = "".join(
-        {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}.get(char, char) for char in pattern
-    )
-    condition: ColumnElement[bool] = column.op("GLOB")(glob)
+        return column.like(pattern, escape="\\")
+    glob_literal = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    glob, escaped = [], False
+    for char in pattern:
+        if escaped:
+            glob.append(glob_literal.get(char, char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            glob.append({"%": "*", "_": "?", **glob_literal}.get(char, char))
+    condition: ColumnElement[bool] = column.op("GLOB")("".join(glob))
     return condition
 
 

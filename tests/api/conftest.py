@@ -178,7 +178,7 @@ class Rows:
         self.client = client
         self.admin = admin
 
-    async def payload(self, name: str, **overrides: Any) -> dict[str, Any]:
+    async def payload(self, name: str, /, **overrides: Any) -> dict[str, Any]:
         """A valid Create body for `name`, creating the rows it refers to."""
         resource = registry.get(name)
         schemas = derive_schemas(resource)
@@ -202,7 +202,7 @@ class Rows:
                 )
         return {**body, **overrides}
 
-    async def create(self, name: str, **overrides: Any) -> dict[str, Any]:
+    async def create(self, name: str, /, **overrides: Any) -> dict[str, Any]:
         """Create a row of `name` and return it as the API shows it."""
         body = await self.payload(name, **overrides)
         response = await self.client.post(f"/api/{name}", json=body, headers=self.admin)

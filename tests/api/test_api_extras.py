@@ -127,3 +127,24 @@ async def test_delete_all_when_a_table_enables_it(
         assert response.json() == {"deleted": 3}
         left = await purge.get("/api/tags", headers=admin)
         assert left.json() == [] and left.headers["x-total-count"] == "0"
+
+
+async def test_like_treats_only_percent_underscore_and_backslash_specially(
+    client: AsyncClient, rows: Rows, admin: dict[str, str]
+) -> None:
+    made = await rows.create("products", name="Star*[x]? 50%_off")
+    await rows.create("products", name="Star*[x]? 50X-off")
+    for pattern, matches in (
+        ("Star*[x]?%", 2),  # GLOB's wildcards are plain characters
+        ("%50\\%\\_off", 1),  # escaped: a literal % and _
+        ("%50_\\_off", 1),
+        ("%50__off", 2),
+        ("star%", 0),  # like is case-sensitive
+    ):
+        response = await client.get("/api/products", params={"name__like": pattern}, headers=admin)
+        assert response.status_code == 200
+        assert int(response.headers["x-total-count"]) == matches, pattern
+    ilike = await client.get(
+        "/api/products", params={"name__ilike": "STAR*[X]? 50\\%\\_OFF"}, headers=admin
+    )
+    assert [row["id"] for row in ilike.json()] == [made["id"]]

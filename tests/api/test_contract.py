@@ -443,6 +443,12 @@ async def test_every_filter_operator(
         assert await found(**{f"{text}__like": value.upper()}) == []  # like is case-sensitive
         assert await found(**{f"{text}__ilike": value.upper()}) == [a]
         assert await found(**{f"{text}__ilike": "%" + value[2:].upper() + "%"}) == [a]
+        escaped = "%" + value[2:].replace("_", "\\_").replace("%", "\\%")
+        assert await found(**{f"{text}__like": escaped}) == [a]
+        assert await found(**{f"{text}__ilike": escaped.upper()}) == [a]
+        assert await found(**{f"{text}__like": value[:-1] + "\\_"}) == []  # `_` escaped: literal
+        bad = await client.get(url, params={f"{text}__like": "abc\\"}, headers=admin)
+        assert bad.status_code == 422
     nullable = [f for f, s in field_specs(resource).items() if s.nullable]
     for field in nullable or ["id"]:
         filled = [r["id"] for r in made if r[field] is not None]
