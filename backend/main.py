@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backend import health
 from backend.admin import mount_admin
 from backend.config import Settings, get_settings
+from backend.crud.api import install_api
 from backend.db import Database
 from backend.schema import head_revisions
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.database = database
     app.state.migration_heads = head_revisions()
     app.include_router(health.router)
+    install_api(app, settings)
     mount_admin(app, settings, database)
     return app
 

@@ -12,11 +12,13 @@ A registry option (`create_schema`, `update_schema`, `read_schema`) replaces any
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model, model_validator
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
-from sqlalchemy import inspect
+from sqlalchemy import BigInteger, Column, SmallInteger, inspect
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.main import FieldInfoMetadata
 
@@ -80,6 +82,51 @@ def _field_copy(info: FieldInfo, *, optional: bool) -> tuple[Any, FieldInfo]:
     return annotation, copy
 
 
+def column_python_type(column: Column[Any]) -> type | None:
+    """The Python type of a column's values (None when SQLAlchemy does not say)."""
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString reports `object`
+        column_type = column_type.impl_instance
+    try:
+        python_type: type = column_type.python_type
+    except NotImplementedError:
+        return None
+    return python_type
+
+
+INT32_BOUNDS = (-(2**31), 2**31 - 1)
+
+
+def integer_bounds(column: Column[Any]) -> tuple[int, int]:
+    """The values an integer column holds on every supported database (PostgreSQL's sizes)."""
+    if isinstance(column.type, BigInteger):
+        return -(2**63), 2**63 - 1
+    if isinstance(column.type, SmallInteger):
+        return -(2**15), 2**15 - 1
+    return INT32_BOUNDS
+
+
+def _bound_integers(field: tuple[Any, FieldInfo], column: Column[Any]) -> tuple[Any, FieldInfo]:
+    """Add the column's integer range, so an out-of-range number is a 422, not a driver error."""
+    if column_python_type(column) is int:
+        low, high = integer_bounds(column)
+        metadata = field[1].metadata
+        lower = [m.ge for m in metadata if isinstance(m, Ge)] + [
+            m.gt for m in metadata if isinstance(m, Gt)
+        ]
+        upper = [m.le for m in metadata if isinstance(m, Le)] + [
+            m.lt for m in metadata if isinstance(m, Lt)
+        ]
+        if not lower:  # a bound the table declares is at least as tight; keep it alone
+            metadata.append(Ge(low))
+        if not upper:
+            metadata.append(Le(high))
+    return field
+
+
+BoundedId = Annotated[int, Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1])]
+
+
 def _read_validator(links: tuple[ManyToMany, ...]) -> Any:
     def collect_ids(cls: type[BaseModel], value: Any) -> Any:
         if isinstance(value, SQLModel):
@@ -114,14 +161,18 @@ def derive_schemas(resource: ResourceOptions) -> Schemas:
         read_fields[name] = (info.annotation, FieldInfo(annotation=info.annotation))
         if name in read_only:
             continue
-        create_fields[name] = _field_copy(info, optional=False)
-        update_fields[name] = _field_copy(info, optional=True)
+        column = resource.table.columns[name]
+        create_fields[name] = _bound_integers(_field_copy(info, optional=False), column)
+        update_fields[name] = _bound_integers(_field_copy(info, optional=True), column)
     for link in links:
         create_fields[link.field] = (
-            list[int],
-            FieldInfo(annotation=list[int], default_factory=list),
+            list[BoundedId],
+            FieldInfo(annotation=list[BoundedId], default_factory=list),
         )
-        update_fields[link.field] = (list[int], FieldInfo(annotation=list[int], default=None))
+        update_fields[link.field] = (
+            list[BoundedId],
+            FieldInfo(annotation=list[BoundedId], default=None),
+        )
         read_fields[link.field] = (list[int], FieldInfo(annotation=list[int], default_factory=list))
 
     create = resource.create_schema or create_model(
@@ -137,3 +188,37 @@ def derive_schemas(resource: ResourceOptions) -> Schemas:
         **read_fields,
     )
     return Schemas(create=create, update=update, read=read, many_to_many=links)
+
+
+def write_only_fields(resource: ResourceOptions) -> tuple[str, ...]:
+    """Input fields the Read schema never shows (a user's `password`)."""
+    schemas = derive_schemas(resource)
+    return tuple(f for f in schemas.create.model_fields if f not in schemas.read.model_fields)
+
+
+@cache
+def derive_replace_schema(resource: ResourceOptions) -> type[BaseModel]:
+    """The PUT body: the Create schema, also accepting (and ignoring) the read-only fields.
+
+    A client may send back a record exactly as it read it: `id`, `created_at` and the like are
+    allowed, typed as the Read schema shows them, and never written. Write-only fields (in
+    Create but never shown, like a user's `password`) become optional: a record read and sent
+    back has none, and leaving one out keeps the stored value.
+    """
+    schemas = derive_schemas(resource)
+    read_fields = schemas.read.model_fields
+    extra: dict[str, Any] = {}
+    for name in write_only_fields(resource):
+        info = schemas.create.model_fields[name]
+        written: Any = info.annotation
+        optional_type: Any = written | None
+        copy = FieldInfo.merge_field_infos(info, annotation=optional_type, default=None)
+        extra[name] = (optional_type, copy)
+    for name in read_only_fields(resource):
+        if name in schemas.create.model_fields:
+            continue
+        annotation: Any = read_fields[name].annotation if name in read_fields else Any
+        optional: Any = annotation | None
+        extra[name] = (optional, FieldInfo(annotation=optional, default=None))
+    title = schemas.create.__name__.removesuffix("Create") or resource.model.__name__
+    return create_model(f"{title}Replace", __base__=schemas.create, **extra)

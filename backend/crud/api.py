@@ -1,0 +1,78 @@
+"""The `/api` tree: sign-in routes and one generated router per registered table.
+
+`install_api(app, settings)` mounts it with what a browser frontend needs around it: CORS
+(exposing the paging headers), and error handlers so that no database error becomes a 500.
+"""
+
+from collections.abc import Iterable
+
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from backend.auth.routes import router as auth_router
+from backend.config import Settings
+from backend.crud.errors import is_data_exception
+from backend.crud.router import resource_routers
+from backend.integrity import describe_integrity_error
+from backend.registry import ResourceOptions, registry
+
+API_PREFIX = "/api"
+EXPOSED_HEADERS = ["X-Total-Count", "Content-Range", "Location"]
+
+
+def build_api_router(
+    settings: Settings, resources: Iterable[ResourceOptions] = registry
+) -> APIRouter:
+    """`/api/auth/...` and `/api/<resource>` for every resource."""
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router)
+    for router in resource_routers(resources, settings):
+        api.include_router(router)
+    return api
+
+
+def install_api(app: FastAPI, settings: Settings) -> None:
+    """Mount the API on `app`, with CORS and the database error handlers."""
+    app.include_router(build_api_router(settings))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Accept", "Range"],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _data_error)
+
+
+async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Last line of defence: the routes map these themselves, naming the field."""
+    assert isinstance(exc, IntegrityError)
+    violation = describe_integrity_error(exc)
+    loc = ["body", *violation.fields]
+    return JSONResponse(
+        {"detail": [{"loc": loc, "msg": violation.message(), "type": violation.kind}]},
+        status_code=status.HTTP_409_CONFLICT,
+    )
+
+
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Last line of defence for a value the database refused (no SQL in the answer)."""
+    assert isinstance(exc, DBAPIError)
+    if not is_data_exception(exc):
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    return JSONResponse(
+        {
+            "detail": [
+                {
+                    "loc": ["body"],
+                    "msg": "a value cannot be stored or compared by the database",
+                    "type": "value_error",
+                }
+            ]
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )

@@ -1,0 +1,482 @@
+"""List parameters: filters, search, sorting and pagination, parsed into SQLAlchemy clauses.
+
+Two dialects share one route:
+- plain query parameters: `price__gte=10&id__in=1,2,3&q=lamp&sort=-price,name&skip=0&limit=25`;
+- react-admin's "simple REST": `filter={"q":"lamp","id":[1,2]}&sort=["price","DESC"]&range=[0,24]`.
+
+Only columns the read schema shows can be filtered or sorted on (so `users.hashed_password`
+cannot be probed). Values are parsed with the column's type; whatever is wrong becomes a
+FastAPI-shaped 422 naming the parameter. Values always travel as bound parameters.
+"""
+
+import enum
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Numeric, and_, false, literal, or_, true
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+
+from backend.crud.schemas import (
+    INT32_BOUNDS,
+    ManyToMany,
+    column_python_type,
+    derive_schemas,
+    integer_bounds,
+)
+from backend.registry import ResourceOptions
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "like", "ilike", "isnull")
+RESERVED = ("skip", "limit", "sort", "range", "filter", "q")
+MAX_IN_VALUES = 1000
+
+
+class ParameterError(Exception):
+    """One parameter value is wrong; `loc` says where, the message says why."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
+def check_text(value: str) -> str:
+    """Refuse text no database can store: NUL characters and unpaired surrogates."""
+    if "\x00" in value:
+        raise ParameterError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParameterError("must be valid UTF-8 text") from None
+    return value
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A filterable field: a column, or a many-to-many `<name>_ids` list."""
+
+    name: str
+    python_type: type
+    column: InstrumentedAttribute[Any] | None = None
+    nullable: bool = False
+    bounds: tuple[int, int] | None = None
+    link: ManyToMany | None = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.python_type is str
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        if self.link is not None:
+            return ("eq", "in")
+        if self.is_text:
+            return OPERATORS
+        return tuple(op for op in OPERATORS if op not in ("like", "ilike"))
+
+    def bind(self, raw: Any) -> Any:
+        """`raw` parsed, as a value to compare the column with.
+
+        Decimals are bound as plain NUMERIC: PostgreSQL would otherwise cast the parameter to
+        the column's NUMERIC(p, s), rounding it (price = 1.234 matching 1.23) or overflowing.
+        """
+        value = self.parse(raw)
+        if isinstance(value, Decimal):
+            return literal(value, Numeric(asdecimal=True))
+        return value
+
+    def parse(self, raw: Any) -> Any:
+        """`raw` (query text or a JSON value) as a value of this field's type."""
+        if isinstance(raw, str):
+            check_text(raw)
+        if self.is_text:
+            if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+                raise ParameterError("must be text")
+            return str(raw)
+        if issubclass(self.python_type, enum.Enum):
+            allowed = [member.value for member in self.python_type]
+            if raw not in allowed:
+                raise ParameterError(f"must be one of {', '.join(map(str, allowed))}")
+            return self.python_type(raw)
+        try:
+            value = _adapter(self.python_type).validate_python(raw)
+        except ValidationError as exc:
+            raise ParameterError(exc.errors()[0]["msg"]) from None
+        return self._check_range(value)
+
+    def _check_range(self, value: Any) -> Any:
+        if self.bounds is not None and isinstance(value, int):
+            low, high = self.bounds
+            if not low <= value <= high:
+                raise ParameterError(f"must be between {low} and {high}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParameterError("must be a finite number")
+        if isinstance(value, Decimal) and (not value.is_finite() or abs(value.adjusted()) > 100):
+            raise ParameterError("must be a finite number of reasonable size")
+        if isinstance(value, datetime):
+            try:
+                value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+                value = value.astimezone(UTC)
+            except (OverflowError, ValueError):
+                raise ParameterError("is out of the supported date range") from None
+        return value
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _adapter(python_type: type) -> TypeAdapter[Any]:
+    if python_type not in _ADAPTERS:
+        _ADAPTERS[python_type] = TypeAdapter(python_type)
+    return _ADAPTERS[python_type]
+
+
+@cache
+def field_specs(resource: ResourceOptions) -> dict[str, FieldSpec]:
+    """The resource's filterable and sortable fields, by name."""
+    schemas = derive_schemas(resource)
+    shown = set(schemas.read.model_fields)
+    specs: dict[str, FieldSpec] = {}
+    for column in resource.table.columns:
+        if column.name not in shown:
+            continue
+        python_type = column_python_type(column) or str
+        bounds = integer_bounds(column) if python_type is int else None
+        specs[column.name] = FieldSpec(
+            name=column.name,
+            python_type=python_type,
+            column=getattr(resource.model, column.name),
+            nullable=bool(column.nullable),
+            bounds=bounds,
+        )
+    for link in schemas.many_to_many:
+        if link.field in shown:
+            specs[link.field] = FieldSpec(
+                name=link.field, python_type=int, link=link, bounds=INT32_BOUNDS
+            )
+    return specs
+
+
+@dataclass
+class ListQuery:
+    """A parsed list request."""
+
+    where: list[ColumnElement[bool]]
+    order_by: list[UnaryExpression[Any]]
+    skip: int
+    limit: int
+
+
+class ListParser:
+    """Parses one list request of one resource, collecting every error before raising."""
+
+    def __init__(self, resource: ResourceOptions, *, dialect: str, page_size_max: int) -> None:
+        self.resource = resource
+        self.specs = field_specs(resource)
+        self.dialect = dialect
+        self.page_size_max = page_size_max
+        self.errors: list[dict[str, Any]] = []
+
+    def error(self, loc: Sequence[str | int], msg: str, value: Any = None) -> None:
+        error: dict[str, Any] = {"type": "value_error", "loc": ("query", *loc), "msg": msg}
+        if value is not None:
+            error["input"] = value
+        self.errors.append(error)
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            raise RequestValidationError(self.errors)
+
+    # Filters -----------------------------------------------------------------------------
+
+    def query_filters(self, params: Iterable[tuple[str, str]]) -> list[ColumnElement[bool]]:
+        """Conditions from `field[__op]=value` query parameters (everything not reserved)."""
+        conditions = []
+        for key, raw in params:
+            if key in RESERVED:
+                continue
+            condition = self._condition(key, raw, loc=(key,), from_json=False)
+            if condition is not None:
+                conditions.append(condition)
+        return conditions
+
+    def json_filter(self, raw: str) -> list[ColumnElement[bool]]:
+        """Conditions from react-admin's `filter={"field": value, "q": "..."}`."""
+        try:
+            check_text(raw)
+            data = json.loads(raw)
+        except (ParameterError, ValueError):
+            self.error(("filter",), "must be a JSON object", raw)
+            return []
+        if not isinstance(data, dict):
+            self.error(("filter",), "must be a JSON object", raw)
+            return []
+        conditions = []
+        for key, value in data.items():
+            if key == "q":
+                if isinstance(value, str):
+                    condition: ColumnElement[bool] | None = self.search(value, loc=("filter", "q"))
+                else:
+                    self.error(("filter", "q"), "must be text", value)
+                    condition = None
+            else:
+                condition = self._condition(key, value, loc=("filter", key), from_json=True)
+            if condition is not None:
+                conditions.append(condition)
+        return conditions
+
+    def _condition(
+        self, key: str, raw: Any, *, loc: tuple[str, ...], from_json: bool
+    ) -> ColumnElement[bool] | None:
+        name, _, operator = key.partition("__")
+        spec = self.specs.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self.specs))
+            self.error(loc, f"unknown field {name!r}; filterable fields: {known}")
+            return None
+        if not operator:
+            operator = "in" if from_json and isinstance(raw, list) else "eq"
+            if from_json and raw is None:
+                operator, raw = "isnull", True
+        if operator not in spec.operators:
+            self.error(
+                loc,
+                f"unknown operator {operator!r} for {name}; use one of "
+                + ", ".join(spec.operators),
+            )
+            return None
+        try:
+            return self._build(spec, operator, raw, from_json=from_json)
+        except ParameterError as exc:
+            self.error(loc, f"{name}: {exc.msg}", raw)
+            return None
+
+    def _build(self, spec: FieldSpec, op: str, raw: Any, *, from_json: bool) -> ColumnElement[bool]:
+        if op == "isnull":
+            flag = _adapter(bool).validate_python(raw) if _is_bool(raw) else None
+            if flag is None:
+                raise ParameterError("isnull takes true or false")
+            assert spec.column is not None
+            null: ColumnElement[bool] = spec.column.is_(None) if flag else spec.column.is_not(None)
+            return null
+        if op == "in":
+            values = self._list(raw, from_json=from_json)
+            if len(values) > MAX_IN_VALUES:
+                raise ParameterError(f"at most {MAX_IN_VALUES} values")
+            if spec.link is not None:
+                return self._has_linked(spec.link, [spec.parse(value) for value in values])
+            parsed = [spec.bind(value) for value in values]
+            assert spec.column is not None
+            return spec.column.in_(parsed) if parsed else false()
+        if spec.link is not None:
+            return self._has_linked(spec.link, [spec.parse(raw)])
+        value = spec.bind(raw)
+        column = spec.column
+        assert column is not None
+        if op in ("like", "ilike"):
+            if (len(value) - len(value.rstrip("\\"))) % 2:
+                raise ParameterError("a pattern cannot end with the escape character \\")
+            return _like(column, value, case_insensitive=op == "ilike", dialect=self.dialect)
+        comparisons: dict[str, Callable[[Any], ColumnElement[bool]]] = {
+            "eq": column.__eq__,
+            "ne": lambda v: or_(column != v, column.is_(None)) if spec.nullable else column != v,
+            "gt": column.__gt__,
+            "gte": column.__ge__,
+            "lt": column.__lt__,
+            "lte": column.__le__,
+        }
+        return comparisons[op](value)
+
+    @staticmethod
+    def _list(raw: Any, *, from_json: bool) -> list[Any]:
+        if isinstance(raw, list):
+            return raw
+        if from_json and not isinstance(raw, str):
+            return [raw]
+        text = str(raw)
+        return [part.strip() for part in text.split(",")] if text.strip() else []
+
+    def _has_linked(self, link: ManyToMany, ids: list[Any]) -> ColumnElement[bool]:
+        relationship = getattr(self.resource.model, link.relationship)
+        target_pk = getattr(link.target, "id")  # noqa: B009  (the target's primary key)
+        if not ids:
+            return false()
+        condition: ColumnElement[bool] = relationship.any(target_pk.in_(ids))
+        return condition
+
+    def search(self, raw: str, *, loc: tuple[str, ...] = ("q",)) -> ColumnElement[bool] | None:
+        """`q=`: every word must appear in one of the resource's search fields."""
+        try:
+            check_text(raw)
+        except ParameterError as exc:
+            self.error(loc, exc.msg, raw)
+            return None
+        columns = [
+            getattr(self.resource.model, name)
+            for name in self.resource.search_fields
+            if name in self.specs
+        ]
+        words = raw.split()
+        if not words:
+            return None
+        if not columns:
+            self.error(loc, f"{self.resource.name} has no searchable fields", raw)
+            return None
+        return and_(
+            true(),
+            *(
+                or_(*(c.ilike(f"%{_escape_like(word)}%", escape="\\") for c in columns))
+                for word in words
+            ),
+        )
+
+    # Sorting -----------------------------------------------------------------------------
+
+    def sort(self, raw: str | None) -> list[UnaryExpression[Any]]:
+        """`-price,name` or `["price","DESC"]`, with the primary key as the last tie-breaker."""
+        fields: list[tuple[str, bool]] = []
+        if raw is not None and raw.strip().startswith("["):
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = None
+            if (
+                not isinstance(data, list)
+                or len(data) != 2
+                or not all(isinstance(part, str) for part in data)
+                or data[1].upper() not in ("ASC", "DESC")
+            ):
+                self.error(("sort",), 'must look like ["field","ASC"] or ["field","DESC"]', raw)
+                return []
+            fields.append((data[0], data[1].upper() == "DESC"))
+        elif raw is not None:
+            for part in raw.split(","):
+                name = part.strip()
+                if not name:  # `sort=` or a trailing comma: nothing asked
+                    continue
+                descending = name.startswith("-")
+                fields.append((name.removeprefix("-").removeprefix("+"), descending))
+        order: list[UnaryExpression[Any]] = []
+        seen = set()
+        for name, descending in fields:
+            spec = self.specs.get(name)
+            if spec is None or spec.column is None:
+                sortable = ", ".join(n for n, s in sorted(self.specs.items()) if s.column)
+                self.error(("sort",), f"cannot sort on {name!r}; sortable fields: {sortable}", raw)
+                continue
+            if name in seen:
+                continue
+            seen.add(name)
+            # NULL sorts as the largest value on both databases (PostgreSQL's default).
+            column = spec.column
+            order.append(column.desc().nulls_first() if descending else column.asc().nulls_last())
+        pk = self.resource.primary_key
+        if pk not in seen:
+            order.append(getattr(self.resource.model, pk).asc())
+        return order
+
+    # Pagination --------------------------------------------------------------------------
+
+    def range(self, raw: str) -> tuple[int, int] | None:
+        """react-admin's inclusive `[first, last]` as (skip, limit)."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if (
+            not isinstance(data, list)
+            or len(data) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in data)
+            or not 0 <= data[0] <= data[1]
+        ):
+            self.error(("range",), "must look like [first, last] with 0 <= first <= last", raw)
+            return None
+        first, last = data
+        if last - first + 1 > self.page_size_max:
+            self.error(
+                ("range",), f"asks for more than the maximum page size {self.page_size_max}", raw
+            )
+            return None
+        if last >= 2**62:
+            self.error(("range",), "is too large", raw)
+            return None
+        return first, last - first + 1
+
+
+def _is_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return True
+    return isinstance(raw, str) and raw.strip().lower() in ("true", "false", "1", "0", "yes", "no")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(
+    column: InstrumentedAttribute[Any], pattern: str, *, case_insensitive: bool, dialect: str
+) -> ColumnElement[bool]:
+    """SQL LIKE (`%` any run, `_` one character, `\\` escapes); case-sensitive unless `ilike`.
+
+    SQLite's LIKE ignores ASCII case, so a case-sensitive match there uses GLOB with the
+    pattern translated (GLOB's own wildcards escaped as one-character classes).
+    """
+    if case_insensitive:
+        return column.ilike(pattern, escape="\\")
+    if dialect != "sqlite":
+        return column.like(pattern, escape="\\")
+    glob_literal = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    glob, escaped = [], False
+    for char in pattern:
+        if escaped:
+            glob.append(glob_literal.get(char, char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            glob.append({"%": "*", "_": "?", **glob_literal}.get(char, char))
+    condition: ColumnElement[bool] = column.op("GLOB")("".join(glob))
+    return condition
+
+
+def openapi_filter_parameters(resource: ResourceOptions) -> list[dict[str, Any]]:
+    """OpenAPI descriptions of the equality filter of every filterable column."""
+    parameters = []
+    for name, spec in field_specs(resource).items():
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": f"{name} equals this value. Operators: "
+                + ", ".join(f"`{name}__{op}`" for op in spec.operators if op != "eq")
+                + ".",
+                "schema": _json_schema(spec),
+            }
+        )
+    return parameters
+
+
+def _json_schema(spec: FieldSpec) -> dict[str, Any]:
+    python_type = spec.python_type
+    if spec.link is not None or python_type is int:
+        low, high = spec.bounds or INT32_BOUNDS
+        return {"type": "integer", "minimum": low, "maximum": high}
+    if python_type is bool:
+        return {"type": "boolean"}
+    if python_type in (float, Decimal):
+        return {"type": "number"}
+    if python_type is datetime:
+        return {"type": "string", "format": "date-time"}
+    if python_type is date:
+        return {"type": "string", "format": "date"}
+    if issubclass(python_type, enum.Enum):
+        return {"type": "string", "enum": [member.value for member in python_type]}
+    return {"type": "string"}

@@ -1,0 +1,577 @@
+"""The async CRUDGenerator: one router per registered table, over the shared engine.
+
+fastapi-crudrouter gives the route layout and the override mechanics; this subclass supplies
+async SQLModel routes and never lets the library's pydantic-v1 helpers run (schemas and the
+primary key type are always given). Route callables are annotated with `self._pk_type` and
+the derived schemas at runtime, so this module must not use `from __future__ import annotations`.
+"""
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi_crudrouter.core import CRUDGenerator
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Column, delete, func, literal
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import selectinload
+from sqlmodel import SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from backend.auth.dependencies import require_role
+from backend.auth.passwords import hash_password
+from backend.config import Settings
+from backend.crud.errors import (
+    BAD_BODY,
+    CONFLICT,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    ConflictDetail,
+    error_from_violation,
+    invalid,
+    is_data_exception,
+    not_found,
+)
+from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
+from backend.crud.schemas import (
+    derive_replace_schema,
+    derive_schemas,
+    integer_bounds,
+    write_only_fields,
+)
+from backend.db import SessionDep
+from backend.integrity import describe_integrity_error
+from backend.models import Role
+from backend.registry import ResourceOptions
+
+
+class DeleteAllResult(BaseModel):
+    """How many rows `DELETE /api/<resource>` removed."""
+
+    deleted: int
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """How one generated route is named and documented."""
+
+    action: str
+    summary: str
+    status_code: int = status.HTTP_200_OK
+    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
+
+
+_TOTAL_HEADERS = {
+    "X-Total-Count": {
+        "description": "How many rows match the filters, over all pages",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Content-Range": {
+        "description": "`<resource> <first>-<last>/<total>` (`<resource> */<total>` when the "
+        "page is empty), as react-admin's simple REST data provider reads it",
+        "schema": {"type": "string"},
+    },
+}
+_LOCATION_HEADER = {
+    "Location": {"description": "The URL of the created row", "schema": {"type": "string"}}
+}
+
+# (crudrouter's path, method) -> our action; crudrouter has no PATCH route, we add it.
+_ACTIONS = {
+    ("", "GET"): RouteSpec(
+        "list", "List {label}", responses={200: {"headers": _TOTAL_HEADERS}, **UNAUTHORIZED}
+    ),
+    ("", "POST"): RouteSpec(
+        "create",
+        "Create one of {label}",
+        status.HTTP_201_CREATED,
+        {201: {"headers": _LOCATION_HEADER}, **BAD_BODY, **UNAUTHORIZED, **CONFLICT},
+    ),
+    ("", "DELETE"): RouteSpec(
+        "delete-all", "Delete every row of {label}", responses={**UNAUTHORIZED, **CONFLICT}
+    ),
+    ("/{item_id}", "GET"): RouteSpec(
+        "get", "Get one of {label}", responses={**UNAUTHORIZED, **NOT_FOUND}
+    ),
+    ("/{item_id}", "PUT"): RouteSpec(
+        "replace",
+        "Replace one of {label}",
+        responses={**BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
+    ),
+    ("/{item_id}", "PATCH"): RouteSpec(
+        "update",
+        "Change some fields of one of {label}",
+        responses={**BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
+    ),
+    ("/{item_id}", "DELETE"): RouteSpec(
+        "delete", "Delete one of {label}", responses={**UNAUTHORIZED, **NOT_FOUND, **CONFLICT}
+    ),
+}
+
+_LIST_DESCRIPTION = """\
+Filter with `field=value` or `field__op=value` (operators: `ne`, `gt`, `gte`, `lt`, `lte`,
+`in` (comma-separated), `like` / `ilike` (SQL patterns: `%` any run, `_` one character; text
+fields only), `isnull` (`true`/`false`)); `q=` searches {search}. Sort with
+`sort=-price,name` (the primary key breaks ties). Page with `skip` / `limit`.
+
+react-admin's simple REST dialect works on the same route: `sort=["price","DESC"]`,
+`range=[0,24]`, `filter={{"q":"lamp","category_id":3,"id":[1,2,3]}}`.
+
+The total is in `X-Total-Count` and `Content-Range`.
+"""
+
+
+class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # untyped library
+    """Async CRUD routes for one registered table.
+
+    Hooks for subclasses: `prepare_values` (turn validated input into column values).
+    """
+
+    def __init__(self, resource: ResourceOptions, settings: Settings) -> None:
+        self.resource = resource
+        self.settings = settings
+        self.model: type[SQLModel] = resource.model
+        self.schemas = derive_schemas(resource)
+        self.replace_schema = derive_replace_schema(resource)
+        self.read_only = {resource.primary_key, *resource.read_only_fields}
+        self.write_only = write_only_fields(resource)
+        pk_column = resource.table.columns[resource.primary_key]
+        low, high = integer_bounds(pk_column)
+        # Set before super().__init__, so crudrouter never calls its pydantic-v1 get_pk_type.
+        self._pk = resource.primary_key
+        self._pk_type: Any = Annotated[
+            int, Path(ge=low, le=high, description=f"The {resource.name} row's id")
+        ]
+        self._pk_column = getattr(self.model, resource.primary_key)
+        self._eager = [
+            selectinload(getattr(self.model, link.relationship))
+            for link in self.schemas.many_to_many
+        ]
+        read = [Depends(require_role(resource.read_role, read=True))]
+        write = [Depends(require_role(resource.write_role))]
+        super().__init__(
+            schema=self.schemas.read,
+            create_schema=self.schemas.create,
+            update_schema=self.schemas.update,
+            prefix=resource.name,
+            tags=[resource.label],
+            get_all_route=read,
+            get_one_route=read,
+            create_route=write,
+            update_route=write,
+            delete_one_route=write,
+            delete_all_route=write if resource.delete_all else False,
+        )
+        self._add_api_route("/{item_id}", self._patch(), methods=["PATCH"], dependencies=write)
+
+    # Route registration ------------------------------------------------------------------
+
+    def _add_api_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        dependencies: Any,
+        error_responses: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Name and document each route (`products-list`, ...) instead of crudrouter's `route`."""
+        method = kwargs["methods"][0]
+        spec = _ACTIONS[(path, method)]
+        name = f"{self.resource.name}-{spec.action}"
+        label = self.resource.label.lower()
+        response_model: Any = {
+            "list": list[self.schemas.read],  # type: ignore[name-defined]
+            "delete-all": DeleteAllResult,
+        }.get(spec.action, self.schemas.read)
+        openapi_extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"openapi_extra": openapi_extra}
+        if spec.action == "list":
+            searchable = ", ".join(f"`{f}`" for f in self.resource.search_fields) or "nothing"
+            extra["description"] = _LIST_DESCRIPTION.format(search=searchable)
+            openapi_extra["parameters"] = openapi_filter_parameters(self.resource)
+        if (
+            spec.action in ("list", "get")
+            and self.settings.anonymous_read
+            and self.resource.read_role is Role.viewer
+        ):
+            openapi_extra["security"] = [{}]  # a token is optional: appended to `bearer`
+        APIRouter.add_api_route(
+            self,
+            path.replace("{item_id}", "{id}"),
+            endpoint,
+            methods=[method],
+            dependencies=[] if isinstance(dependencies, bool) else dependencies,
+            name=name,
+            operation_id=name,
+            summary=spec.summary.format(label=label),
+            status_code=spec.status_code,
+            response_model=response_model,
+            responses=spec.responses,
+            **extra,
+        )
+
+    # Routes ------------------------------------------------------------------------------
+
+    def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        settings = self.settings
+
+        async def route(
+            request: Request,
+            response: Response,
+            session: SessionDep,
+            skip: Annotated[
+                int, Query(ge=0, le=2**62, description="Rows to skip before the page")
+            ] = 0,
+            limit: Annotated[
+                int,
+                Query(
+                    ge=1,
+                    le=settings.page_size_max,
+                    description=f"Page size (at most {settings.page_size_max})",
+                ),
+            ] = settings.page_size_default,
+            sort: Annotated[
+                str | None,
+                Query(description='`-price,name`, or react-admin\'s `["price","DESC"]`'),
+            ] = None,
+            q: Annotated[str | None, Query(description="Text to search for")] = None,
+            range: Annotated[
+                str | None, Query(description="react-admin: `[first, last]`, inclusive")
+            ] = None,
+            filter: Annotated[
+                str | None,
+                Query(description='react-admin: a JSON object, e.g. `{"q":"lamp","id":[1,2]}`'),
+            ] = None,
+        ) -> Any:
+            parser = ListParser(
+                self.resource,
+                dialect="sqlite" if settings.is_sqlite else "postgresql",
+                page_size_max=settings.page_size_max,
+            )
+            where = parser.query_filters(request.query_params.multi_items())
+            if q is not None:
+                condition = parser.search(q)
+                if condition is not None:
+                    where.append(condition)
+            if filter is not None:
+                where.extend(parser.json_filter(filter))
+            order_by = parser.sort(sort)
+            if range is not None:
+                if {"skip", "limit"} & set(request.query_params):
+                    parser.error(("range",), "give either range or skip/limit, not both", range)
+                else:
+                    page = parser.range(range)
+                    if page is not None:
+                        skip, limit = page
+            parser.raise_errors()
+
+            total = await self._scalar(
+                session, select(func.count()).select_from(self.model).where(*where)
+            )
+            statement = (
+                select(self.model)
+                .where(*where)
+                .order_by(*order_by)
+                .offset(skip)
+                .limit(limit)
+                .options(*self._eager)
+            )
+            async with self._reading(session):
+                rows = list((await session.exec(statement)).all())
+            response.headers["X-Total-Count"] = str(total)
+            first, last = skip, skip + len(rows) - 1
+            shown = f"{first}-{last}" if rows else "*"
+            response.headers["Content-Range"] = f"{self.resource.name} {shown}/{total}"
+            return [self.schemas.read.model_validate(row) for row in rows]
+
+        return route
+
+    def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        pk_type = self._pk_type
+
+        async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
+            return self.schemas.read.model_validate(await self._load(session, id))
+
+        return route
+
+    def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        create_schema = self.create_schema
+
+        async def route(
+            payload: create_schema,  # type: ignore[valid-type]
+            request: Request,
+            response: Response,
+            session: SessionDep,
+        ) -> Any:
+            data = payload.model_dump()  # type: ignore[attr-defined]
+            async with self._writing(session):
+                links = await self._take_links(session, data)
+                values = await self.prepare_values(data)
+                await self._check_references(session, values)
+                try:
+                    # A namespace, not a dict: sqlmodel reads relationships with getattr, and
+                    # a dict's `items` method would land in a relationship named `items`.
+                    row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
+                except ValidationError as exc:
+                    raise RequestValidationError(
+                        [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+                    ) from None
+                for relationship, targets in links.items():
+                    setattr(row, relationship, targets)
+                session.add(row)
+                await session.commit()
+            item_id = getattr(row, self._pk)
+            created = await self._load(session, item_id)
+            response.headers["Location"] = str(
+                request.url_for(f"{self.resource.name}-get", id=item_id)
+            )
+            return self.schemas.read.model_validate(created)
+
+        return route
+
+    def _update(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        replace_schema, pk_type = self.replace_schema, self._pk_type
+
+        async def route(
+            id: pk_type,  # type: ignore[valid-type]
+            payload: replace_schema,  # type: ignore[valid-type]
+            session: SessionDep,
+        ) -> Any:
+            data = payload.model_dump(exclude=self.read_only)  # type: ignore[attr-defined]
+            for name in self.write_only:  # left out: keep what is stored
+                if data.get(name) is None:
+                    data.pop(name, None)
+            return await self._change(session, id, data)
+
+        return route
+
+    def _patch(self) -> Callable[..., Any]:
+        update_schema, pk_type = self.update_schema, self._pk_type
+
+        async def route(
+            id: pk_type,  # type: ignore[valid-type]
+            payload: update_schema,  # type: ignore[valid-type]
+            session: SessionDep,
+        ) -> Any:
+            data = payload.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+            columns = self.resource.table.columns
+            errors = [
+                {"type": "missing", "loc": ("body", name), "msg": f"{name} may not be null"}
+                for name, value in data.items()
+                if value is None and name in columns and not columns[name].nullable
+            ]
+            if errors:
+                raise RequestValidationError(errors)
+            return await self._change(session, id, data)
+
+        return route
+
+    def _delete_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        pk_type = self._pk_type
+
+        async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
+            row = await self._load(session, id)
+            deleted = self.schemas.read.model_validate(row)
+            try:
+                async with self._writing(session, where="path"):
+                    # Core DELETE: the database applies ON DELETE rules; the ORM would try to
+                    # load and detach related rows instead.
+                    await session.exec(delete(self.model).where(self._pk_column == id))
+                    await session.commit()
+            except HTTPException as exc:
+                if exc.status_code == status.HTTP_409_CONFLICT:
+                    raise await self._still_referenced(session, id) from None
+                raise
+            return deleted
+
+        return route
+
+    def _delete_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        async def route(session: SessionDep) -> DeleteAllResult:
+            async with self._writing(session, where="path"):
+                result = await session.exec(delete(self.model))
+                await session.commit()
+            return DeleteAllResult(deleted=result.rowcount or 0)
+
+        return route
+
+    # Hooks -------------------------------------------------------------------------------
+
+    async def prepare_values(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Validated input -> column values: checks text and times, hashes a `password`."""
+        errors = []
+        for name, value in data.items():
+            problem = _unstorable(value)
+            if problem:
+                errors.append({"type": "value_error", "loc": ("body", name), "msg": problem})
+        if errors:
+            raise RequestValidationError(errors)
+        if "password" in data and "hashed_password" in self.resource.table.columns:
+            password = data.pop("password")
+            if password is not None:
+                # argon2 is slow on purpose: keep it off the event loop.
+                data["hashed_password"] = await run_in_threadpool(hash_password, password)
+        return data
+
+    # Helpers -----------------------------------------------------------------------------
+
+    async def _change(self, session: AsyncSession, item_id: int, data: dict[str, Any]) -> Any:
+        row = await self._load(session, item_id)
+        async with self._writing(session):
+            links = await self._take_links(session, data)
+            values = await self.prepare_values(data)
+            await self._check_references(session, values)
+            for name, value in values.items():
+                setattr(row, name, value)
+            for relationship, targets in links.items():
+                setattr(row, relationship, targets)
+            session.add(row)
+            await session.commit()
+        return self.schemas.read.model_validate(await self._load(session, item_id))
+
+    async def _load(self, session: AsyncSession, item_id: int) -> Any:
+        statement = (
+            select(self.model)
+            .where(self._pk_column == item_id)
+            .options(*self._eager)
+            .execution_options(populate_existing=True)
+        )
+        async with self._reading(session):
+            row = (await session.exec(statement)).first()
+        if row is None:
+            raise not_found(self.resource.name, item_id)
+        return row
+
+    async def _scalar(self, session: AsyncSession, statement: Any) -> Any:
+        async with self._reading(session):
+            return (await session.exec(statement)).one()
+
+    async def _take_links(
+        self, session: AsyncSession, data: dict[str, Any]
+    ) -> dict[str, list[Any]]:
+        """Pop `<name>_ids` fields and load their rows (one query each); 409 for unknown ids."""
+        links: dict[str, list[Any]] = {}
+        for link in self.schemas.many_to_many:
+            if link.field not in data:
+                continue
+            ids = list(dict.fromkeys(data.pop(link.field) or []))
+            target_pk = getattr(link.target, "id")  # noqa: B009
+            rows = list((await session.exec(select(link.target).where(target_pk.in_(ids)))).all())
+            missing = sorted(set(ids) - {getattr(row, "id") for row in rows})  # noqa: B009
+            if missing:
+                table = link.target.__tablename__
+                raise _reference_conflict(
+                    link.field, f"no {table} row has id {', '.join(map(str, missing))}"
+                )
+            links[link.relationship] = rows
+        return links
+
+    async def _check_references(self, session: AsyncSession, values: dict[str, Any]) -> None:
+        """409 naming the field when a foreign key points at a missing row (one query each).
+
+        The database would refuse it too, but SQLite does not say which field was wrong.
+        """
+        for column in self.resource.table.columns:
+            value = values.get(column.name)
+            if value is None or not column.foreign_keys:
+                continue
+            for foreign_key in column.foreign_keys:
+                target: Column[Any] = foreign_key.column
+                statement = select(literal(1)).select_from(target.table).where(target == value)
+                if (await session.exec(statement.limit(1))).first() is None:
+                    raise _reference_conflict(
+                        column.name,
+                        f"no {target.table.name} row has {target.name} {value}",
+                        constraint=_name(foreign_key.constraint),
+                    )
+
+    async def _still_referenced(self, session: AsyncSession, item_id: int) -> HTTPException:
+        """A 409 naming the tables whose rows still point at this one."""
+        found = []
+        for table in self.resource.table.metadata.tables.values():
+            for foreign_key in table.foreign_keys:
+                if foreign_key.column.table is not self.resource.table:
+                    continue
+                statement = (
+                    select(literal(1))
+                    .select_from(table)
+                    .where(foreign_key.parent == item_id)
+                    .limit(1)
+                )
+                if (await session.exec(statement)).first() is not None:
+                    found.append(f"{table.name}.{foreign_key.parent.name}")
+        where = ", ".join(sorted(found)) or "other rows"
+        item = ConflictDetail(
+            loc=["path", "id"],
+            msg=f"{self.resource.name} {item_id} is still referenced by {where}",
+            type="foreign_key",
+        )
+        return HTTPException(status.HTTP_409_CONFLICT, [item.model_dump()])
+
+    @asynccontextmanager
+    async def _writing(self, session: AsyncSession, *, where: str = "body") -> AsyncIterator[None]:
+        """Roll back on any failure; integrity errors become 409s naming the field."""
+        try:
+            yield
+        except IntegrityError as exc:
+            await session.rollback()
+            raise error_from_violation(describe_integrity_error(exc), where=where) from None
+        except DBAPIError as exc:
+            await session.rollback()
+            if is_data_exception(exc):
+                raise invalid([where], "a value cannot be stored by the database") from None
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+
+    @asynccontextmanager
+    async def _reading(self, session: AsyncSession) -> AsyncIterator[None]:
+        """A value the database cannot compare (out of its range) is the client's error."""
+        try:
+            yield
+        except DBAPIError as exc:
+            await session.rollback()
+            if is_data_exception(exc):
+                raise invalid(["query"], "a value cannot be used by the database") from None
+            raise
+
+
+def _name(constraint: Any) -> str | None:
+    name = getattr(constraint, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def _reference_conflict(name: str, msg: str, *, constraint: str | None = None) -> HTTPException:
+    item = ConflictDetail(
+        loc=["body", name], msg=f"{name}: {msg}", type="foreign_key", constraint=constraint
+    )
+    return HTTPException(status.HTTP_409_CONFLICT, [item.model_dump()])
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why a databases cannot store `value`, or None."""
+    if isinstance(value, str):
+        try:
+            check_text(value)
+        except ParameterError as exc:
+            return exc.msg
+    elif isinstance(value, datetime):
+        try:
+            value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return "is out of the supported date range"
+    elif isinstance(value, list | tuple):
+        return next((p for p in map(_unstorable, value) if p), None)
+    return None
+
+
+def resource_routers(resources: Iterable[ResourceOptions], settings: Settings) -> list[APIRouter]:
+    """One generated router per registered table."""
+    return [SQLModelCRUDRouter(resource, settings) for resource in resources]
