@@ -123,6 +123,10 @@ class _Flow(list[Any]):
     """A list written on one line: `tags: [desk, led]`."""
 
 
+class _FlowMapping(dict[str, Any]):
+    """A mapping written on one line: `order: {customer: a@example.com, reference: R-1}`."""
+
+
 class _SeedDumper(yaml.SafeDumper):
     """PyYAML's safe dumper, taught Decimals, enums and one-line lists."""
 
@@ -141,6 +145,11 @@ def _represent_flow(dumper: yaml.SafeDumper, value: _Flow) -> yaml.SequenceNode:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
 
 
+def _represent_flow_mapping(dumper: yaml.SafeDumper, value: _FlowMapping) -> yaml.MappingNode:
+    node = dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=True)
+    return node
+
+
 def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat())
 
@@ -148,12 +157,18 @@ def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.Sca
 _SeedDumper.add_representer(Decimal, _represent_decimal)
 _SeedDumper.add_multi_representer(enum.Enum, _represent_enum)
 _SeedDumper.add_representer(_Flow, _represent_flow)
+_SeedDumper.add_representer(_FlowMapping, _represent_flow_mapping)
 _SeedDumper.add_representer(dt.datetime, _represent_datetime)
 
 
 def flow(values: list[Any]) -> list[Any]:
     """Mark a list to be written on one line."""
     return _Flow(values)
+
+
+def flow_mapping(values: dict[str, Any]) -> dict[str, Any]:
+    """Mark a mapping to be written on one line."""
+    return _FlowMapping(values)
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]], header: str) -> None:

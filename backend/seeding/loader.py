@@ -486,3 +486,14 @@ def _integrity_error(table: SeedTable, where: _Where, exc: IntegrityError) -> Se
 def _iter_tables(names: Iterable[str]) -> list[SeedTable]:
     wanted = set(names)
     return [t for t in seed_tables() if t.name in wanted]
+
+
+async def database_is_empty(engine: AsyncEngine) -> bool:
+    """True when no registered table has a row (a first start)."""
+    from sqlalchemy import exists
+
+    async with engine.connect() as connection:
+        for table in seed_tables():
+            if await connection.scalar(select(exists().select_from(table.table))):
+                return False
+    return True

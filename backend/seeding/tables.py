@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Column, Table
+from sqlalchemy.schema import sort_tables
 from sqlalchemy import inspect as sa_inspect
 
 from backend.crud.schemas import derive_schemas
-from backend.db import metadata
 from backend.registry import SERVER_MANAGED, ResourceOptions, registry
 from backend.seeding.format import SeedError, describe_value
 
@@ -186,13 +186,25 @@ def _links(resource: ResourceOptions, tables: Mapping[str, ResourceOptions]) -> 
 
 @cache
 def seed_tables() -> tuple[SeedTable, ...]:
-    """The registered tables in foreign-key dependency order (referenced tables first)."""
+    """The registered tables in dependency order: referenced tables first, and the far side
+    of a many-to-many link before its owner, so that links go in after both sides."""
     by_table = {resource.table.name: resource for resource in registry}
-    ordered = [by_table[t.name] for t in metadata.sorted_tables if t.name in by_table]
-    return tuple(
-        SeedTable(resource, tuple(_references(resource, by_table)), tuple(_links(resource, by_table)))
-        for resource in ordered
-    )
+    tables = {
+        name: SeedTable(resource, tuple(_references(resource, by_table)), tuple(_links(resource, by_table)))
+        for name, resource in by_table.items()
+    }
+    links = [
+        (tables[seed_table_name(link.target)].table, table.table)
+        for table in tables.values()
+        for link in table.links
+    ]
+    ordered = sort_tables([t.table for t in tables.values()], extra_dependencies=links)
+    return tuple(tables[t.name] for t in ordered)
+
+
+def seed_table_name(resource_name: str) -> str:
+    """The table behind the resource called `resource_name`."""
+    return registry.get(resource_name).table.name
 
 
 def seed_table(name: str) -> SeedTable:
