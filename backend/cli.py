@@ -312,7 +312,8 @@ async def _seed(
 @one_line_errors
 def dump(
     set_name: Annotated[
-        str, typer.Option("--set", help="Write this seed set: a name under seed/, or a folder path.")
+        str,
+        typer.Option("--set", help="Write this seed set: a name under seed/, or a folder path."),
     ],
     force: Annotated[bool, typer.Option(help="Replace the set's files if it exists.")] = False,
 ) -> None:

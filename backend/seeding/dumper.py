@@ -22,7 +22,9 @@ class DumpReport:
 
 async def dump_set(engine: AsyncEngine, directory: Path, *, force: bool = False) -> DumpReport:
     """Write every registered table to `directory`; refuse to overwrite a set without `force`."""
-    existing = sorted(p for p in directory.glob("*") if p.suffix in SUFFIXES) if directory.is_dir() else []
+    existing = (
+        sorted(p for p in directory.glob("*") if p.suffix in SUFFIXES) if directory.is_dir() else []
+    )
     if existing and not force:
         raise SeedError(
             f"{shown_path(directory)} already holds a seed set ({len(existing)} files): "
@@ -32,7 +34,7 @@ async def dump_set(engine: AsyncEngine, directory: Path, *, force: bool = False)
     rows_by_table: dict[str, list[dict[str, Any]]] = {}
     links_by_table: dict[str, dict[str, dict[Any, list[Any]]]] = {}
     async with engine.connect() as connection:
-        # One read-only snapshot: REPEATABLE READ on PostgreSQL, a single read transaction on SQLite.
+        # One consistent snapshot: REPEATABLE READ on PostgreSQL, one read transaction on SQLite.
         if engine.dialect.name == "postgresql":
             await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():

@@ -14,7 +14,6 @@ foreign keys and check constraints.
 
 import asyncio
 import datetime as dt
-import enum
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -45,7 +44,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
-from backend.auth.passwords import hash_password
 from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError
 from backend.seeding.progress import Progress
@@ -83,7 +81,7 @@ async def generate_fake(
     dry_run: bool = False,
     progress: bool = False,
 ) -> FakeReport:
-    """Insert `rows` fake rows into every registered table (or just `tables`), in one transaction."""
+    """Insert `rows` fake rows in every registered table (or just `tables`), in one transaction."""
     chosen = _chosen_tables(tables)
     async with engine.connect() as connection:
         transaction = await connection.begin()
@@ -154,6 +152,13 @@ def _count(report: FakeReport, inserted: dict[str, int]) -> None:
             report.links[name] += count
 
 
+def hash_password(password: str, *, salt: bytes | None) -> str:
+    """An argon2 hash with the application's hasher, with a chosen salt for reproducibility."""
+    from backend.auth.passwords import _hasher
+
+    return _hasher().hash(password, salt=salt)
+
+
 async def copy_rows(connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` with PostgreSQL's binary COPY (asyncpg), inside the connection's transaction.
 
@@ -168,9 +173,7 @@ async def copy_rows(connection: AsyncConnection, table: Table, rows: list[dict[s
     records = [tuple(row[n] for n in names) for row in rows]
     for position, process in enumerate(processors):
         if process is not None:
-            records = [
-                (*r[:position], process(r[position]), *r[position + 1 :]) for r in records
-            ]
+            records = [(*r[:position], process(r[position]), *r[position + 1 :]) for r in records]
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
@@ -207,12 +210,15 @@ class Pools:
         self.sentences = [faker.sentence(nb_words=12) for _ in range(POOL_SIZE // 2)]
         self.paragraphs = [faker.paragraph(nb_sentences=3) for _ in range(POOL_SIZE // 4)]
         self.phones = [faker.phone_number() for _ in range(POOL_SIZE // 2)]
+        # With --random-seed the salt comes from the seed too, so the rows are reproduced exactly.
+        self._salt = None if random_seed is None else random.Random(random_seed).randbytes(16)
         self._password_hash: str | None = None
 
     @property
     def password_hash(self) -> str:
+        """One argon2 hash of FAKE_PASSWORD, shared by every fake user (hashing is slow)."""
         if self._password_hash is None:
-            self._password_hash = hash_password(FAKE_PASSWORD)
+            self._password_hash = hash_password(FAKE_PASSWORD, salt=self._salt)
         return self._password_hash
 
 
@@ -241,11 +247,13 @@ def _bounds(table: SeedTable, column: Column[Any]) -> _Bounds:
         if isinstance(item, annotated_types.Ge):
             bounds.low = item.ge
         elif isinstance(item, annotated_types.Gt):
-            bounds.low = item.gt + (1 if isinstance(item.gt, int) else Decimal("0.01"))
+            above: Any = item.gt
+            bounds.low = above + (1 if isinstance(above, int) else Decimal("0.01"))
         elif isinstance(item, annotated_types.Le):
             bounds.high = item.le
         elif isinstance(item, annotated_types.Lt):
-            bounds.high = item.lt - 1
+            below: Any = item.lt
+            bounds.high = below - 1
         elif isinstance(item, annotated_types.MinLen):
             bounds.min_length = item.min_length
         elif isinstance(item, annotated_types.MaxLen):
@@ -290,9 +298,9 @@ class _TableFaker:
         """Read what the rows must fit: referenced ids, existing unique values, row count."""
         table = self.table.table
         for reference in self.table.references:
-            target = table.c[reference.column].foreign_keys
-            referenced = next(iter(target)).column
-            ids = list((await self.connection.execute(select(referenced))).scalars())
+            referenced = next(iter(table.c[reference.column].foreign_keys)).column
+            query = select(referenced).order_by(referenced)
+            ids = list((await self.connection.execute(query)).scalars())
             if not ids and not table.c[reference.column].nullable:
                 raise SeedError(
                     f"cannot fake {self.table.name}: {reference.target} has no rows to refer "
@@ -306,9 +314,9 @@ class _TableFaker:
             result = await self.connection.execute(select(*columns))
             self.taken[key] = {tuple(row) for row in result}
         for link in self.table.links:
-            target = next(iter(link.table.c[link.remote_column].foreign_keys)).column
+            remote = next(iter(link.table.c[link.remote_column].foreign_keys)).column
             self.link_targets[link.field] = list(
-                (await self.connection.execute(select(target))).scalars()
+                (await self.connection.execute(select(remote).order_by(remote))).scalars()
             )
         for column in table.columns:
             if column.primary_key or column.name in self.table.timestamp_columns:
@@ -434,7 +442,9 @@ class _TableFaker:
         name = column.name
         if name in self.fk_pools:
             ids = self.fk_pools[name]
-            return self._with_nulls(column, lambda n: self.rng.choices(ids, k=n) if ids else [None] * n)
+            return self._with_nulls(
+                column, lambda n: self.rng.choices(ids, k=n) if ids else [None] * n
+            )
         unique = any(key == (name,) for key in self.taken) or any(
             name in key and name not in self.fk_pools for key in self.taken
         )
@@ -462,12 +472,16 @@ class _TableFaker:
             if name == "hashed_password":
                 return lambda n: [self.pools.password_hash] * n
             text = self._texts(name, bounds, unique=unique, long=isinstance(column_type, Text))
-            return self._with_nulls(column, text, share=0.5 if isinstance(column_type, Text) else 0.2)
+            return self._with_nulls(
+                column, text, share=0.5 if isinstance(column_type, Text) else 0.2
+            )
         raise SeedError(
             f"cannot fake {self.table.name}.{name}: no generator for type {column_type!r}"
         )
 
-    def _with_nulls(self, column: Column[Any], generate: Generator, share: float = 0.2) -> Generator:
+    def _with_nulls(
+        self, column: Column[Any], generate: Generator, share: float = 0.2
+    ) -> Generator:
         if not column.nullable or column.primary_key:
             return generate
 
@@ -512,19 +526,29 @@ class _TableFaker:
         limit = bounds.max_length or (2000 if long else 255)
         content: Callable[[], str]
         if name == "email":
+
             def content() -> str:
                 first, last = rng.choice(pools.first_names), rng.choice(pools.last_names)
                 return _NOT_EMAIL.sub("", f"{first}.{last}".lower())
         elif name in ("name", "full_name") and self.is_person:
+
             def content() -> str:
                 return rng.choice(pools.people)
         elif name == "name" and "sku" in self.table.table.columns:
+
             def content() -> str:
-                return f"{rng.choice(pools.colors)} {rng.choice(pools.words)} {rng.choice(_PRODUCT_NOUNS)}".capitalize()
+                words = (
+                    rng.choice(pools.colors),
+                    rng.choice(pools.words),
+                    rng.choice(_PRODUCT_NOUNS),
+                )
+                return " ".join(words).capitalize()
         elif name == "phone":
+
             def content() -> str:
                 return rng.choice(pools.phones)
         elif name == "slug" or (bounds.pattern and "a-z0-9" in bounds.pattern):
+
             def content() -> str:
                 return f"{rng.choice(pools.words)}-{rng.choice(pools.words)}"
         elif name in ("sku", "reference", "code"):
@@ -533,12 +557,15 @@ class _TableFaker:
             def content() -> str:
                 return prefix
         elif long:
+
             def content() -> str:
                 return rng.choice(pools.paragraphs if name == "description" else pools.sentences)
         elif name == "name":
+
             def content() -> str:
                 return rng.choice(pools.words).capitalize()
         else:
+
             def content() -> str:
                 return " ".join(rng.choices(pools.words, k=3))
 
@@ -552,8 +579,16 @@ class _TableFaker:
                     values.append(f"{text[: limit - 40]}{number}@{_EMAIL_DOMAINS[i % 3]}")
                     continue
                 if unique:
-                    separator = "-" if name in ("sku", "reference", "code", "slug") or bounds.pattern else " "
-                    suffix = f"{separator}{first + i:06d}" if name in ("sku", "reference", "code") else f"{separator}{first + i}"
+                    separator = (
+                        "-"
+                        if name in ("sku", "reference", "code", "slug") or bounds.pattern
+                        else " "
+                    )
+                    suffix = (
+                        f"{separator}{first + i:06d}"
+                        if name in ("sku", "reference", "code")
+                        else f"{separator}{first + i}"
+                    )
                     if name == "name" and not self.is_person:
                         text, suffix = text.lower(), f"-{first + i}"
                     text = text[: limit - len(suffix)] + suffix

@@ -13,11 +13,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic import Field as PydanticField
-from pydantic import model_validator
 from pydantic.fields import FieldInfo
 from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -57,8 +64,7 @@ class LoadReport:
     @property
     def changed(self) -> bool:
         return any(
-            r.created or r.updated or r.links_added or r.links_removed
-            for r in self.tables.values()
+            r.created or r.updated or r.links_added or r.links_removed for r in self.tables.values()
         )
 
 
@@ -115,8 +121,7 @@ def _check_table_names(files: dict[str, SeedFile]) -> None:
                 f"as each row's {link.field!r} list"
             )
         raise SeedError(
-            f"{seed_file.shown}: no registered table {name!r} "
-            f"(tables: {', '.join(sorted(known))})"
+            f"{seed_file.shown}: no registered table {name!r} (tables: {', '.join(sorted(known))})"
         )
 
 
@@ -219,10 +224,10 @@ class _Loader:
         report = self.report.tables[table.name]
         for reference in table.references:
             await self._ensure_index(reference.target)
-        existing: dict[Key, Any] = {}
+        existing: dict[Key, RowMapping] = {}
         result = await self.connection.execute(select(table.table))
-        for current in result.mappings():
-            existing[tuple(current[c] for c in table.natural_key)] = current
+        for stored in result.mappings():
+            existing[tuple(stored[c] for c in table.natural_key)] = stored
         seen: dict[Key, int] = {}
         inserts: list[_Row] = []
         task = self.progress.task(f"loading {table.name}", len(seed_file.rows))
@@ -433,28 +438,30 @@ def _seed_schema(table: SeedTable) -> type[BaseModel]:
     if not table.password_columns:
         return schema
     original = schema.model_fields["password"]
-    optional = FieldInfo(annotation=original.annotation | None, default=None)  # type: ignore[operator]
+    annotation: Any = original.annotation | None  # type: ignore[operator]
+    optional = FieldInfo(annotation=annotation, default=None)
     optional.metadata = list(original.metadata)
-
-    def one_password(model: BaseModel) -> BaseModel:
-        given = [getattr(model, n) is not None for n in ("password", "hashed_password")]
-        if given == [False, False]:
-            raise ValueError("give either password (plain text) or hashed_password")
-        if all(given):
-            raise ValueError("give password or hashed_password, not both")
-        hashed = getattr(model, "hashed_password", None)
-        if hashed is not None and not _is_password_hash(hashed):
-            raise ValueError("hashed_password is not a password hash this server can check")
-        return model
-
+    validators: dict[str, Any] = {"one_password": model_validator(mode="after")(_one_password)}
     seed_schema: type[BaseModel] = create_model(
         f"{schema.__name__}Seed",
         __base__=schema,
-        __validators__={"one_password": model_validator(mode="after")(one_password)},
-        password=(original.annotation | None, optional),  # type: ignore[operator]
+        __validators__=validators,
+        password=(annotation, optional),
         hashed_password=(str | None, PydanticField(default=None, max_length=255)),
     )
     return seed_schema
+
+
+def _one_password(model: BaseModel) -> BaseModel:
+    given = [getattr(model, n) is not None for n in ("password", "hashed_password")]
+    if given == [False, False]:
+        raise ValueError("give either password (plain text) or hashed_password")
+    if all(given):
+        raise ValueError("give password or hashed_password, not both")
+    hashed = getattr(model, "hashed_password", None)
+    if hashed is not None and not _is_password_hash(hashed):
+        raise ValueError("hashed_password is not a password hash this server can check")
+    return model
 
 
 def _schema_field_to_seed(table: SeedTable, name: str) -> str:

@@ -10,12 +10,12 @@ itself written the same way. A many-to-many relationship is a list of the other 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Column, Table
-from sqlalchemy.schema import sort_tables
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.schema import sort_tables
 
 from backend.crud.schemas import derive_schemas
 from backend.registry import SERVER_MANAGED, ResourceOptions, registry
@@ -130,16 +130,17 @@ def _key_adapter(resource: ResourceOptions, column: str) -> TypeAdapter[Any]:
     info = schema.model_fields.get(column)
     if info is None:  # e.g. a key column the create schema does not take
         info = resource.model.model_fields[column]
-    from typing import Annotated
+    annotated: Any = Annotated[info.annotation, *info.metadata]
+    return TypeAdapter(annotated)
 
-    return TypeAdapter(Annotated[info.annotation, *info.metadata])
 
-
-def _references(resource: ResourceOptions, tables: Mapping[str, ResourceOptions]) -> list[Reference]:
+def _references(
+    resource: ResourceOptions, tables: Mapping[str, ResourceOptions]
+) -> list[Reference]:
     references = []
     columns = set(resource.table.columns.keys())
     for foreign_key in sorted(resource.table.foreign_keys, key=lambda fk: fk.parent.name):
-        column: Column[Any] = foreign_key.parent  # type: ignore[assignment]
+        column: Column[Any] = foreign_key.parent
         target_table = foreign_key.column.table.name
         if target_table not in tables:
             raise SeedError(
@@ -168,7 +169,7 @@ def _links(resource: ResourceOptions, tables: Mapping[str, ResourceOptions]) -> 
                 local = foreign_key.parent.name
             else:
                 remote = foreign_key.parent.name
-        target_table = relationship.mapper.local_table.name  # type: ignore[union-attr]
+        target_table = relationship.mapper.local_table.name
         if local is None or remote is None or target_table not in tables:
             raise SeedError(f"{resource.name}.{schema_link.relationship}: cannot seed this link")
         links.append(
@@ -190,7 +191,9 @@ def seed_tables() -> tuple[SeedTable, ...]:
     of a many-to-many link before its owner, so that links go in after both sides."""
     by_table = {resource.table.name: resource for resource in registry}
     tables = {
-        name: SeedTable(resource, tuple(_references(resource, by_table)), tuple(_links(resource, by_table)))
+        name: SeedTable(
+            resource, tuple(_references(resource, by_table)), tuple(_links(resource, by_table))
+        )
         for name, resource in by_table.items()
     }
     links = [
@@ -254,7 +257,8 @@ class KeyIndexes:
         row_id = self[target].ids.get(key)
         if row_id is None:
             shown = ", ".join(
-                f"{f}={describe_value(v)}" for f, v in zip(table.natural_key_fields, key, strict=True)
+                f"{f}={describe_value(v)}"
+                for f, v in zip(table.natural_key_fields, key, strict=True)
             )
             raise ValueError(f"no {target} row with {shown}")
         return row_id

@@ -66,13 +66,19 @@ async def seed_engine(seed_database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def other_engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """A second, empty, migrated database (the target of a dump -> load round trip)."""
+def other_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A second, empty, migrated database of this test's own."""
     with fresh_database(backend, tmp_path) as url:
-        await schema.upgrade(url)
-        engine = create_engine(Settings(database_url=url, environment="test"))
-        yield engine
-        await engine.dispose()
+        asyncio.run(schema.upgrade(url))
+        yield url
+
+
+@pytest.fixture
+async def other_engine(other_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the second database (the target of a dump -> load round trip)."""
+    engine = create_engine(Settings(database_url=other_database_url, environment="test"))
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture
@@ -90,7 +96,7 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
         for table in metadata.sorted_tables:
             query = select(table).order_by(*table.primary_key.columns)
             result = await connection.execute(query)
-            rows[table.name] = [tuple(row.items()) for row in result.mappings()]
+            rows[table.name] = [tuple(dict(row).items()) for row in result.mappings()]
     return rows
 
 
@@ -108,7 +114,9 @@ async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
     raw: dict[str, list[dict[str, Any]]] = {}
     async with engine.connect() as connection:
         for table in metadata.sorted_tables:
-            raw[table.name] = [dict(r) for r in (await connection.execute(select(table))).mappings()]
+            raw[table.name] = [
+                dict(r) for r in (await connection.execute(select(table))).mappings()
+            ]
     by_id = {
         table.name: {row[column]: row for row in raw[table.name]}
         for table in metadata.sorted_tables
@@ -128,7 +136,9 @@ async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
     for table in metadata.sorted_tables:
         skip = _identity_column(table)
         rows = [
-            tuple((c.name, value(table, c.name, row[c.name])) for c in table.columns if c.name != skip)
+            tuple(
+                (c.name, value(table, c.name, row[c.name])) for c in table.columns if c.name != skip
+            )
             for row in raw[table.name]
         ]
         result[table.name] = sorted(rows, key=repr)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.auth.passwords import verify_password
-from backend.models import Category, Product, ProductTag, Tag, User
+from backend.db import metadata
 from backend.seeding import loader
 from backend.seeding.format import SeedError
 from backend.seeding.loader import load_set
@@ -19,6 +19,7 @@ from backend.seeding.tables import SeedTable, seed_table
 from tests.seeding.conftest import DEMO, row_counts, snapshot
 
 DEMO_PASSWORD = "tablestack-demo"  # documented in README.md
+USERS = seed_table("users").table
 
 
 def edit(path: Path, change: Any) -> None:
@@ -37,13 +38,23 @@ async def test_demo_set_loads_in_dependency_order(seed_engine: AsyncEngine) -> N
     assert counts["products"] == 30
     assert counts["order_items"] == report.tables["order_items"].created > 0
     assert counts["product_tags"] == report.tables["products"].links_added > 0
+    products, categories, tags_table, links, users = (
+        metadata.tables[name]
+        for name in ("products", "categories", "tags", "product_tags", "users")
+    )
     async with seed_engine.connect() as connection:
-        lamp = (await connection.execute(select(Product).where(Product.sku == "LAMP-001"))).one()
-        slug = await connection.scalar(select(Category.slug).where(Category.id == lamp.category_id))
-        tags = await connection.scalars(
-            select(Tag.name).join(ProductTag).where(ProductTag.product_id == lamp.id)
+        lamp = (
+            await connection.execute(select(products).where(products.c.sku == "LAMP-001"))
+        ).one()
+        slug = await connection.scalar(
+            select(categories.c.slug).where(categories.c.id == lamp.category_id)
         )
-        admin = (await connection.execute(select(User).where(User.email == "admin@example.com"))).one()
+        tags = await connection.scalars(
+            select(tags_table.c.name).join(links).where(links.c.product_id == lamp.id)
+        )
+        admin = (
+            await connection.execute(select(users).where(users.c.email == "admin@example.com"))
+        ).one()
     assert slug == "lamps"
     assert sorted(tags) == ["bestseller", "dimmable", "led"]
     assert lamp.price == Decimal("149.00")
@@ -82,7 +93,9 @@ async def test_a_changed_value_updates_that_row_only(
         name: len(rows) - (name == "product_tags") for name, rows in before.items()
     }
     changed = [
-        (old, new) for old, new in zip(before["products"], after["products"], strict=True) if old != new
+        (old, new)
+        for old, new in zip(before["products"], after["products"], strict=True)
+        if old != new
     ]
     assert len(changed) == 1
     old, new = (dict(row) for row in changed[0])
@@ -105,7 +118,7 @@ async def test_a_changed_password_is_rehashed_and_unchanged_one_is_kept(
     assert (report.tables["users"].updated, report.tables["users"].unchanged) == (1, 1)
     async with seed_engine.connect() as connection:
         hashed = await connection.scalar(
-            select(User.hashed_password).where(User.email == "admin@example.com")
+            select(USERS.c.hashed_password).where(USERS.c.email == "admin@example.com")
         )
     assert hashed is not None and verify_password("a-brand-new-password", hashed)
 
@@ -234,9 +247,7 @@ async def test_a_database_constraint_the_schema_misses_names_the_row(
     products = seed_table("products")
     lenient = _without_price_bound(products)
     original = loader._seed_schema
-    monkeypatch.setattr(
-        loader, "_seed_schema", lambda t: lenient if t is products else original(t)
-    )
+    monkeypatch.setattr(loader, "_seed_schema", lambda t: lenient if t is products else original(t))
     await load_set(seed_engine, DEMO)
     before = await snapshot(seed_engine)
     edit(demo_copy / "products.yaml", lambda rows: rows.append({**rows[0], "sku": "NEW-1"}))
@@ -253,6 +264,4 @@ async def test_a_database_constraint_the_schema_misses_names_the_row(
 def _without_price_bound(table: SeedTable) -> type[BaseModel]:
     from pydantic import create_model
 
-    return create_model(
-        "LenientProduct", __base__=table.create_schema, price=(Decimal, ...)
-    )
+    return create_model("LenientProduct", __base__=table.create_schema, price=(Decimal, ...))
