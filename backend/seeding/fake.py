@@ -170,10 +170,13 @@ async def copy_rows(connection: AsyncConnection, table: Table, rows: list[dict[s
     dialect = connection.dialect
     names = list(rows[0])
     processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    records = [tuple(row[n] for n in names) for row in rows]
-    for position, process in enumerate(processors):
+    columns = []
+    for name, process in zip(names, processors, strict=True):
+        values = [row[name] for row in rows]
         if process is not None:
-            records = [(*r[:position], process(r[position]), *r[position + 1 :]) for r in records]
+            values = [None if v is None else process(v) for v in values]
+        columns.append(values)
+    records = list(zip(*columns, strict=True))
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
@@ -181,9 +184,13 @@ async def copy_rows(connection: AsyncConnection, table: Table, rows: list[dict[s
 
 
 async def _next_ids(connection: AsyncConnection, primary_key: Column[Any], count: int) -> list[Any]:
+    """Reserve `count` ids from the primary key's sequence (one round trip, one array)."""
     sequence = sa_func.pg_get_serial_sequence(primary_key.table.name, primary_key.name)
-    query = select(sa_func.nextval(sequence)).select_from(sa_func.generate_series(1, count))
-    return list((await connection.execute(query)).scalars())
+    query = select(sa_func.array_agg(sa_func.nextval(sequence))).select_from(
+        sa_func.generate_series(1, count)
+    )
+    ids: list[Any] = await connection.scalar(query) or []
+    return ids
 
 
 def _violation(exc: Exception) -> str:
@@ -289,6 +296,7 @@ class _TableFaker:
         self.taken: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
         self.sequence = 0
         self.link_targets: dict[str, list[Any]] = {}
+        self.link_choices: dict[str, list[tuple[Any, ...]]] = {}
         # Links are drawn while the next batch is generated in a thread: own random stream,
         # so that --random-seed reproduces the same rows whatever the timing.
         self.link_rng = random.Random(rng.getrandbits(64))
@@ -428,13 +436,19 @@ class _TableFaker:
         targets = self.link_targets[link.field]
         if not targets:
             return []
-        rows = []
-        sample = self.link_rng.sample
-        counts = self.link_rng.choices((0, 1, 1, 2, 2, 3), k=len(owner_ids))
-        for owner_id, count in zip(owner_ids, counts, strict=True):
-            for target_id in sample(targets, min(count, len(targets))):
-                rows.append({link.local_column: owner_id, link.remote_column: target_id})
-        return rows
+        if link.field not in self.link_choices:  # a pool of distinct picks: sampling is slow
+            rng = self.link_rng
+            sizes = rng.choices((0, 1, 1, 2, 2, 3), k=POOL_SIZE)
+            self.link_choices[link.field] = [
+                tuple(rng.sample(targets, min(size, len(targets)))) for size in sizes
+            ]
+        picks = self.link_rng.choices(self.link_choices[link.field], k=len(owner_ids))
+        local, remote = link.local_column, link.remote_column
+        return [
+            {local: owner_id, remote: target_id}
+            for owner_id, targets_of_row in zip(owner_ids, picks, strict=True)
+            for target_id in targets_of_row
+        ]
 
     # --- column generators ----------------------------------------------------------------
 
