@@ -294,7 +294,8 @@ class _TableFaker:
         self.generators: dict[str, Generator] = {}
         self.fk_pools: dict[str, list[Any]] = {}
         self.taken: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
-        self.sequence = 0
+        self.sequence = 0  # the running number that keeps generated text unique
+        self.numbered: set[str] = set()  # text columns that carry it
         self.link_targets: dict[str, list[Any]] = {}
         self.link_choices: dict[str, list[tuple[Any, ...]]] = {}
         # Links are drawn while the next batch is generated in a thread: own random stream,
@@ -335,26 +336,34 @@ class _TableFaker:
 
     def batch(self, count: int) -> list[dict[str, Any]]:
         """`count` new rows, unique against the table and each other."""
-        first = self.sequence + 1
         self.sequence += count
         values = {name: generate(count) for name, generate in self.generators.items()}
         self._separate_composite_keys(values, count)
         for key in self.taken:
-            self._record_unique(key, values, count, first)
+            self._record_unique(key, values, count)
         names = list(values)
         return [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
 
     def _record_unique(
-        self, key: tuple[str, ...], values: dict[str, list[Any]], count: int, first: int
+        self, key: tuple[str, ...], values: dict[str, list[Any]], count: int
     ) -> None:
+        """Keep `key` unique; a value that exists already gets the next running number."""
         taken = self.taken[key]
+        renumber = [c for c in key if c in self.numbered]
         for i in range(count):
             value = tuple(values[c][i] for c in key)
-            if value in taken:  # only where existing data happens to match a generated value
-                raise SeedError(
-                    f"cannot fake {self.table.name}: generated {', '.join(key)} "
-                    f"{value} exists already; try another --random-seed"
-                )
+            if None in value:  # NULLs never collide
+                continue
+            tries = 0
+            while value in taken:  # existing rows took this number (deleted rows, hand-made)
+                if not renumber or tries == 10_000:
+                    shown = ", ".join(self.table.seed_field(c) for c in key)
+                    raise SeedError(f"cannot fake {self.table.name}: no unused {shown} left")
+                self.sequence += 1
+                for column in renumber:
+                    values[column][i] = self.generators[column](1)[0]
+                value = tuple(values[c][i] for c in key)
+                tries += 1
             taken.add(value)
 
     def _separate_composite_keys(self, values: dict[str, list[Any]], count: int) -> None:
@@ -486,6 +495,8 @@ class _TableFaker:
             if name == "hashed_password":
                 return lambda n: [self.pools.password_hash] * n
             text = self._texts(name, bounds, unique=unique, long=isinstance(column_type, Text))
+            if unique:
+                self.numbered.add(name)
             return self._with_nulls(
                 column, text, share=0.5 if isinstance(column_type, Text) else 0.2
             )

@@ -7,7 +7,7 @@ only when a value differs, so loading a set twice changes nothing. Any bad row a
 whole load: the transaction is rolled back and the error names the file, row, field and reason.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -32,7 +32,15 @@ from backend.auth.passwords import hash_password, verify_password
 from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError, SeedFile, describe_value, read_set
 from backend.seeding.progress import Progress
-from backend.seeding.tables import Key, KeyIndexes, Link, SeedTable, link_tables, seed_tables
+from backend.seeding.tables import (
+    Key,
+    KeyIndexes,
+    Link,
+    SeedTable,
+    link_tables,
+    seed_table,
+    seed_tables,
+)
 
 BATCH_SIZE = 1000
 
@@ -202,8 +210,6 @@ class _Loader:
 
     async def _ensure_index(self, name: str) -> None:
         """Read `name`'s keys (and those its key refers to) unless already up to date."""
-        from backend.seeding.tables import seed_table
-
         table = seed_table(name)
         for column in table.natural_key:
             reference = table.reference_for_column(column)
@@ -413,8 +419,6 @@ _AWARE: TypeAdapter[Any] = TypeAdapter(AwareDatetime)
 
 
 def _key_fields(target: str) -> tuple[str, ...]:
-    from backend.seeding.tables import seed_table
-
     return seed_table(target).natural_key_fields
 
 
@@ -488,11 +492,6 @@ def _integrity_error(table: SeedTable, where: _Where, exc: IntegrityError) -> Se
     fields: Sequence[str] = violation.fields
     names = [table.seed_field(f) for f in fields]
     return where.error(violation.message(), " + ".join(names) or None)
-
-
-def _iter_tables(names: Iterable[str]) -> list[SeedTable]:
-    wanted = set(names)
-    return [t for t in seed_tables() if t.name in wanted]
 
 
 async def database_is_empty(engine: AsyncEngine) -> bool:

@@ -84,7 +84,8 @@ async def fast(rows: int) -> dict[str, Any]:
 async def naive(rows: int) -> dict[str, Any]:
     async with scratch_database() as engine:
         async with engine.connect() as connection:  # the same generator, the same rows
-            faker = _TableFaker(connection, seed_table("products"), random.Random(SEED), Pools(SEED))
+            products = seed_table("products")
+            faker = _TableFaker(connection, products, random.Random(SEED), Pools(SEED))
             await faker.prepare()
             payloads = faker.batch(rows)
         started = time.perf_counter()

@@ -128,3 +128,15 @@ async def test_fake_rows_need_rows_to_refer_to(seed_engine: AsyncEngine) -> None
     with pytest.raises(SeedError, match="cannot fake products: categories has no rows"):
         await generate_fake(seed_engine, rows=5, tables=["products"])
     assert set((await row_counts(seed_engine)).values()) == {0}
+
+
+async def test_fake_rows_skip_numbers_that_existing_rows_hold(seed_engine: AsyncEngine) -> None:
+    await generate_fake(seed_engine, rows=10, tables=["categories", "tags", "products"])
+    products = seed_table("products").table
+    async with seed_engine.begin() as connection:  # 5 rows left, holding SKU-000006..10
+        await connection.execute(products.delete().where(products.c.sku <= "SKU-000005"))
+    await generate_fake(seed_engine, rows=10, tables=["products"])
+    async with seed_engine.connect() as connection:
+        skus = list(await connection.scalars(select(products.c.sku).order_by(products.c.sku)))
+    assert len(skus) == len(set(skus)) == 15
+    assert skus[0] == "SKU-000006" and skus[-1] == "SKU-000020"
