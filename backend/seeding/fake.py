@@ -2,11 +2,13 @@
 
 Values follow each column's type and constraints (lengths, bounds, decimal places, enums,
 nullability, uniques, foreign keys); names pick realistic content (emails, people, phones,
-product names, slugs, codes). Speed comes from three choices:
+product names, slugs, codes). Speed comes from four choices:
 - Faker runs only to fill small pools of words, names and sentences; rows combine pool
   entries, so a row costs a few list lookups, not a dozen Faker calls;
 - values are generated a column at a time for a whole batch (`random.choices`);
-- rows go in with Core `insert(table)` executemany in batches, never one ORM object a row.
+- batches go in with binary COPY on PostgreSQL (asyncpg), Core `insert(table)` executemany
+  on SQLite, never one ORM object a row;
+- the next batch is generated in a thread while the database takes the current one.
 Validation: the first rows of every table, and every 100th after, go through the same create
 schema as the API (a generator bug fails loudly); the database checks every row's uniques,
 foreign keys and check constraints.
@@ -132,15 +134,20 @@ async def fake_into(
         # Generate batch k+1 in a thread while batch k streams into the database: the
         # database works on one core while Python builds rows on the other.
         writing: asyncio.Task[dict[str, int]] | None = None
-        for start in range(0, rows, BATCH_SIZE):
-            batch = await asyncio.to_thread(faker.batch, min(BATCH_SIZE, rows - start))
-            faker.validate(batch, start)
+        try:
+            for start in range(0, rows, BATCH_SIZE):
+                batch = await asyncio.to_thread(faker.batch, min(BATCH_SIZE, rows - start))
+                faker.validate(batch, start)
+                if writing is not None:
+                    _count(report, await writing)
+                writing = asyncio.create_task(faker.insert(batch))
+                progress.advance(task, len(batch))
             if writing is not None:
                 _count(report, await writing)
-            writing = asyncio.create_task(faker.insert(batch))
-            progress.advance(task, len(batch))
-        if writing is not None:
-            _count(report, await writing)
+        except BaseException:
+            if writing is not None:  # let the batch in flight finish before the rollback
+                await asyncio.gather(writing, return_exceptions=True)
+            raise
     return report
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import Column, Table
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.schema import sort_tables
@@ -273,13 +273,13 @@ class KeyIndexes:
             extra = [str(f) for f in value if f not in fields]
             if missing or extra:
                 raise ValueError(
-                    f"a {table.name} key is a mapping of {', '.join(fields)}"
+                    f"the {table.name} key is a mapping of {', '.join(fields)}"
                     + (f"; {', '.join(extra)} is not part of it" if extra else "")
                 )
             parts = dict(value)
         else:
             raise ValueError(
-                f"a {table.name} key is a mapping of {', '.join(fields)}, "
+                f"the {table.name} key is a mapping of {', '.join(fields)}, "
                 f"not {describe_value(value)}"
             )
         key = []
@@ -293,8 +293,9 @@ class KeyIndexes:
                 raise ValueError(f"{field} must be a single value, not {describe_value(part)}")
             try:
                 key.append(table.key_adapter(column).validate_python(part))
-            except Exception as exc:  # a pydantic ValidationError: the value cannot be a key
-                raise ValueError(f"{field} {describe_value(part)} is not valid: {exc}") from None
+            except ValidationError as exc:
+                reason = exc.errors()[0]["msg"]
+                raise ValueError(f"{field} {describe_value(part)} is not valid: {reason}") from None
         return tuple(key)
 
     def render_key(self, target: str, row_id: Any) -> Any:
