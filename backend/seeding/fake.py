@@ -443,7 +443,7 @@ class _TableFaker:
                 elif links:
                     await self.connection.execute(sa_insert(link.table), links)
                 counts[link.table.name] = len(links)
-        except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
+        except (IntegrityError, asyncpg.PostgresError) as exc:  # COPY raises asyncpg's own
             raise SeedError(f"cannot fake {self.table.name}: {_violation(exc)}") from None
         return counts
 
