@@ -538,8 +538,9 @@ class _TableFaker:
         high = Decimal(bounds.high) if bounds.high is not None else min(ceiling, Decimal(999))
         cents = range(int(low * scale), int(high * scale) + 1)
         pool = [Decimal(c).scaleb(-places) for c in self.rng.choices(cents, k=POOL_SIZE)]
-        if "price" in name:  # prices end in .99, .90, .50 or .00 more often than not
-            pool = [p.quantize(Decimal(1)) - Decimal("0.01") if p >= 1 else p for p in pool]
+        if "price" in name:  # shop prices end in .99 (where that stays within the bounds)
+            endings = [p // 1 + Decimal("0.99") for p in pool]
+            pool = [e if low <= e <= high else p for e, p in zip(endings, pool, strict=True)]
         return lambda n: self.rng.choices(pool, k=n)
 
     def _datetimes(self, *, aware: bool) -> Generator:
