@@ -9,7 +9,7 @@ itself written the same way. A many-to-many relationship is a list of the other 
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -87,11 +87,11 @@ class SeedTable:
         reference = self.reference_for_column(column)
         return reference.field if reference else column
 
-    @property
+    @cached_property
     def natural_key_fields(self) -> tuple[str, ...]:
         return tuple(self.seed_field(column) for column in self.natural_key)
 
-    @property
+    @cached_property
     def timestamp_columns(self) -> tuple[str, ...]:
         """Server-managed times: optional in seed files, so that a dump reloads exactly."""
         create = self.create_schema.model_fields
@@ -99,7 +99,7 @@ class SeedTable:
             c.name for c in self.table.columns if c.name in SERVER_MANAGED and c.name not in create
         )
 
-    @property
+    @cached_property
     def password_columns(self) -> bool:
         """True when the create schema takes `password` for a stored `hashed_password`."""
         return (
