@@ -8,8 +8,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from backend import schema
 from backend.cli import cli
