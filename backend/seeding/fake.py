@@ -237,6 +237,10 @@ class Pools:
 
 
 _EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
+_PRODUCT_ADJECTIVES = (
+    "classic", "compact", "modern", "foldable", "wireless", "vintage", "slim", "large",
+    "mini", "solid", "rustic", "portable", "stackable", "ergonomic", "minimal", "deluxe",
+)  # fmt: skip
 _PRODUCT_NOUNS = (
     "lamp", "desk", "chair", "stool", "shelf", "cabinet", "table", "bench", "rug", "mirror",
     "clock", "vase", "basket", "tray", "mug", "kettle", "speaker", "notebook", "pen", "bag",
@@ -345,11 +349,26 @@ class _TableFaker:
         """`count` new rows, unique against the table and each other."""
         self.sequence += count
         values = {name: generate(count) for name, generate in self.generators.items()}
+        self._match_emails_to_names(values)
         self._separate_composite_keys(values, count)
         for key in self.taken:
             self._record_unique(key, values, count)
         names = list(values)
         return [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
+
+    def _match_emails_to_names(self, values: dict[str, list[Any]]) -> None:
+        """Grace Liu gets grace.liu.17@example.org: the running number and domain are kept."""
+        names = values.get("name") or values.get("full_name")
+        emails = values.get("email")
+        if not self.is_person or names is None or emails is None:
+            return
+        for i, (name, email) in enumerate(zip(names, emails, strict=True)):
+            if name is None or email is None:
+                continue
+            local, domain = email.split("@", 1)
+            number = local.rsplit(".", 1)[1] if "email" in self.numbered else ""
+            person = _NOT_EMAIL.sub("", name.lower().replace(" ", "."))[:60] or local
+            emails[i] = f"{person}.{number}@{domain}" if number else f"{person}@{domain}"
 
     def _record_unique(
         self, key: tuple[str, ...], values: dict[str, list[Any]], count: int
@@ -571,8 +590,8 @@ class _TableFaker:
 
             def content() -> str:
                 words = (
+                    rng.choice(_PRODUCT_ADJECTIVES),
                     rng.choice(pools.colors),
-                    rng.choice(pools.words),
                     rng.choice(_PRODUCT_NOUNS),
                 )
                 return " ".join(words).capitalize()
