@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run serve migrate seed test lint format bench clean
+.PHONY: install run serve migrate seed test lint format bench bench-seed clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,6 +22,7 @@ install: $(VENV)/.installed  ## create .venv with the locked dependencies
 
 run: install  ## migrate the database, load the demo data once, serve on :8000
 	$(BIN)/tablestack migrate
+	$(BIN)/tablestack seed --set demo --if-empty
 	$(BIN)/tablestack serve
 
 test: install  ## the whole suite, on SQLite and (when reachable) PostgreSQL
@@ -31,6 +32,9 @@ lint: install  ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench-seed: install  ## fake products via COPY vs one ORM object a row, on a scratch PostgreSQL
+	$(BIN)/python bench/seeding/bench_seed.py
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -1,4 +1,4 @@
-"""The `tablestack` command: serve, migrate, makemigrations, check, create-user."""
+"""The `tablestack` command: serve, migrate, makemigrations, check, create-user, seed, dump."""
 
 import asyncio
 import functools
@@ -215,6 +215,130 @@ def create_user(
     except IntegrityError as exc:
         raise CommandError(f"cannot save user {email}: {exc.orig}") from None
     typer.echo(f"{'created' if created else 'updated'} {chosen_role.value} {email}")
+
+
+@cli.command()
+@one_line_errors
+def seed(
+    set_name: Annotated[
+        str | None,
+        typer.Option("--set", help="Load this seed set: a name under seed/, or a folder path."),
+    ] = None,
+    fake: Annotated[
+        int | None, typer.Option("--fake", min=1, help="Generate N fake rows for every table.")
+    ] = None,
+    table: Annotated[
+        list[str] | None,
+        typer.Option("--table", help="With --fake: only this table (repeat for more)."),
+    ] = None,
+    random_seed: Annotated[
+        int | None, typer.Option(help="With --fake: the same seed gives the same rows.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check everything in a transaction that is rolled back.")
+    ] = False,
+    if_empty: Annotated[
+        bool, typer.Option(help="Do nothing when the database already has rows (first start).")
+    ] = False,
+) -> None:
+    """Load a seed set (upsert by natural key) or generate fake rows, in one transaction."""
+    from backend.seeding.format import SeedError
+
+    settings = _settings()
+    if (set_name is None) == (fake is None):
+        raise CommandError("give exactly one of --set NAME and --fake N")
+    if table and fake is None:
+        raise CommandError("--table goes with --fake")
+    if random_seed is not None and fake is None:
+        raise CommandError("--random-seed goes with --fake")
+    try:
+        lines = asyncio.run(
+            _seed(settings, set_name, fake, table or [], random_seed, dry_run, if_empty)
+        )
+    except SeedError as exc:
+        raise CommandError(str(exc)) from None
+    for line in lines:
+        typer.echo(line)
+
+
+async def _seed(
+    settings: Settings,
+    set_name: str | None,
+    fake: int | None,
+    tables: list[str],
+    random_seed: int | None,
+    dry_run: bool,
+    if_empty: bool,
+) -> list[str]:
+    import time
+
+    from backend.db import Database
+    from backend.seeding.fake import generate_fake
+    from backend.seeding.format import set_directory, shown_path
+    from backend.seeding.loader import database_is_empty, load_set
+
+    directory = set_directory(set_name) if set_name is not None else None
+    database = Database(settings)
+    engine = database.start()
+    progress = sys.stderr.isatty()
+    prefix = "dry run, nothing written: " if dry_run else ""
+    try:
+        if if_empty and not await database_is_empty(engine):
+            return ["the database already has data: nothing seeded"]
+        started = time.perf_counter()
+        if directory is not None:
+            report = await load_set(engine, directory, dry_run=dry_run, progress=progress)
+            lines = [f"{name}: {table.describe()}" for name, table in report.tables.items()]
+            verb = "checked" if dry_run else "loaded"
+            return [*lines, f"{prefix}{verb} seed set {shown_path(directory)}"]
+        assert fake is not None
+        faked = await generate_fake(
+            engine,
+            rows=fake,
+            random_seed=random_seed,
+            tables=tables,
+            dry_run=dry_run,
+            progress=progress,
+        )
+        elapsed = time.perf_counter() - started
+        lines = [f"{name}: {count} rows" for name, count in {**faked.rows, **faked.links}.items()]
+        rate = faked.total / elapsed if elapsed else 0.0
+        return [*lines, f"{prefix}{faked.total} fake rows in {elapsed:.1f}s ({rate:,.0f} rows/s)"]
+    finally:
+        await database.dispose()
+
+
+@cli.command()
+@one_line_errors
+def dump(
+    set_name: Annotated[
+        str,
+        typer.Option("--set", help="Write this seed set: a name under seed/, or a folder path."),
+    ],
+    force: Annotated[bool, typer.Option(help="Replace the set's files if it exists.")] = False,
+) -> None:
+    """Write the database to a seed set, one YAML file per table, with natural keys."""
+    from backend.db import Database
+    from backend.seeding.dumper import dump_set
+    from backend.seeding.format import SeedError, set_directory, shown_path
+
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        database = Database(settings)
+        engine = database.start()
+        try:
+            return (await dump_set(engine, set_directory(set_name), force=force)).rows
+        finally:
+            await database.dispose()
+
+    try:
+        rows = asyncio.run(run())
+    except SeedError as exc:
+        raise CommandError(str(exc)) from None
+    for name, count in rows.items():
+        typer.echo(f"{name}: {count} rows")
+    typer.echo(f"wrote seed set {shown_path(set_directory(set_name))}")
 
 
 def main() -> None:

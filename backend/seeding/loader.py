@@ -1,0 +1,505 @@
+"""Load a seed set: upsert every row by natural key, in dependency order, in one transaction.
+
+Each row is written with natural keys instead of ids, resolved against the database (rows
+loaded earlier in the same transaction included), then validated by the same create schema
+the API uses. A row whose natural key exists is updated with the fields the file lists, and
+only when a value differs, so loading a set twice changes nothing. Any bad row aborts the
+whole load: the transaction is rolled back and the error names the file, row, field and reason.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic import Field as PydanticField
+from pydantic.fields import FieldInfo
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backend.auth.passwords import hash_password, verify_password
+from backend.integrity import describe_integrity_error
+from backend.seeding.format import SeedError, SeedFile, describe_value, read_set
+from backend.seeding.progress import Progress
+from backend.seeding.tables import (
+    Key,
+    KeyIndexes,
+    Link,
+    SeedTable,
+    link_tables,
+    seed_table,
+    seed_tables,
+)
+
+BATCH_SIZE = 1000
+
+
+@dataclass
+class TableReport:
+    """What a load did, or would do, to one table."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    links_added: int = 0
+    links_removed: int = 0
+
+    def describe(self) -> str:
+        text = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+        if self.links_added or self.links_removed:
+            text += f", {self.links_added} links added, {self.links_removed} removed"
+        return text
+
+
+@dataclass
+class LoadReport:
+    """Per table, in load order, what the load did."""
+
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            r.created or r.updated or r.links_added or r.links_removed for r in self.tables.values()
+        )
+
+
+async def load_set(
+    engine: AsyncEngine, directory: Path, *, dry_run: bool = False, progress: bool = False
+) -> LoadReport:
+    """Upsert the seed set in `directory`; with `dry_run`, validate everything, write nothing."""
+    files = read_set(directory)
+    _check_table_names(files)
+    try:
+        return await _load_once(engine, files, dry_run=dry_run, progress=progress, precise=False)
+    except _BatchFailed:
+        # A database constraint failed inside a bulk insert, which does not say which row.
+        # Everything was rolled back: replay the load row by row to name the row, then report.
+        await _load_once(engine, files, dry_run=True, progress=False, precise=True)
+        raise SeedError("the load failed in the database, but replaying it did not") from None
+
+
+async def _load_once(
+    engine: AsyncEngine,
+    files: dict[str, SeedFile],
+    *,
+    dry_run: bool,
+    progress: bool,
+    precise: bool,
+) -> LoadReport:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            with Progress(enabled=progress) as bar:
+                loader = _Loader(connection, files, bar, precise=precise)
+                report = await loader.run()
+        except BaseException:
+            await transaction.rollback()
+            raise
+        report.dry_run = dry_run
+        if dry_run:
+            await transaction.rollback()
+        else:
+            await transaction.commit()
+        return report
+
+
+def _check_table_names(files: dict[str, SeedFile]) -> None:
+    known = {table.name for table in seed_tables()}
+    links = {link.table.name: (t, link) for t in seed_tables() for link in t.links}
+    for name, seed_file in files.items():
+        if name in known:
+            continue
+        if name in link_tables():
+            owner, link = links[name]
+            raise SeedError(
+                f"{seed_file.shown}: {name} is written through {owner.name}.yaml, "
+                f"as each row's {link.field!r} list"
+            )
+        raise SeedError(
+            f"{seed_file.shown}: no registered table {name!r} (tables: {', '.join(sorted(known))})"
+        )
+
+
+class _BatchFailed(Exception):
+    """A bulk insert hit a database constraint; the row is found by replaying precisely."""
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A row of a seed file, for error messages: `products.yaml row 3 (sku=LAMP-1)`."""
+
+    file: SeedFile
+    number: int
+    raw: Any
+    table: SeedTable
+
+    def label(self) -> str:
+        text = f"{self.file.shown} row {self.number}"
+        if isinstance(self.raw, dict):
+            shown = [
+                f"{name}={describe_value(self.raw[name])}"
+                for name in self.table.natural_key_fields
+                if name in self.raw
+            ]
+            if shown:
+                text += f" ({', '.join(shown)})"
+        return text
+
+    def error(self, reason: str, field_name: str | None = None) -> SeedError:
+        where = f"field {field_name}: " if field_name else ""
+        return SeedError(f"{self.label()}: {where}{reason}")
+
+
+@dataclass
+class _Row:
+    where: _Where
+    values: dict[str, Any]  # column -> value, every column the schema gives
+    listed: set[str]  # the columns the file names (an update touches only these)
+    password: str | None
+    links: dict[Link, list[Any]]
+
+
+@dataclass
+class _PendingLinks:
+    where: _Where
+    table: SeedTable
+    key: Key
+    link: Link
+    values: list[Any]
+
+
+class _Loader:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        files: dict[str, SeedFile],
+        progress: Progress,
+        *,
+        precise: bool,
+    ) -> None:
+        self.connection = connection
+        self.files = files
+        self.progress = progress
+        self.precise = precise
+        self.indexes = KeyIndexes()
+        self.fresh: set[str] = set()  # tables whose KeyIndex matches the database
+        self.pending: list[_PendingLinks] = []
+        self.report = LoadReport()
+
+    async def run(self) -> LoadReport:
+        for table in seed_tables():
+            seed_file = self.files.get(table.name)
+            if seed_file is not None:
+                self.report.tables[table.name] = TableReport()
+                await self._load_table(table, seed_file)
+        await self._load_links()
+        return self.report
+
+    async def _ensure_index(self, name: str) -> None:
+        """Read `name`'s keys (and those its key refers to) unless already up to date."""
+        table = seed_table(name)
+        for column in table.natural_key:
+            reference = table.reference_for_column(column)
+            if reference is not None:
+                await self._ensure_index(reference.target)
+        if name in self.fresh:
+            return
+        index = self.indexes[name]
+        index.ids.clear()
+        index.keys.clear()
+        columns = [table.table.c[table.primary_key], *(table.table.c[c] for c in table.natural_key)]
+        result = await self.connection.execute(select(*columns))
+        for row in result:
+            index.add(tuple(row[1:]), row[0])
+        self.fresh.add(name)
+
+    async def _load_table(self, table: SeedTable, seed_file: SeedFile) -> None:
+        report = self.report.tables[table.name]
+        for reference in table.references:
+            await self._ensure_index(reference.target)
+        existing: dict[Key, RowMapping] = {}
+        result = await self.connection.execute(select(table.table))
+        for stored in result.mappings():
+            existing[tuple(stored[c] for c in table.natural_key)] = stored
+        seen: dict[Key, int] = {}
+        inserts: list[_Row] = []
+        task = self.progress.task(f"loading {table.name}", len(seed_file.rows))
+        for number, raw in enumerate(seed_file.rows, start=1):
+            where = _Where(seed_file, number, raw, table)
+            row = self._parse_row(table, where)
+            key = tuple(row.values[c] for c in table.natural_key)
+            if key in seen:
+                raise where.error(
+                    f"same natural key ({', '.join(table.natural_key_fields)}) as row {seen[key]}"
+                )
+            seen[key] = number
+            current = existing.get(key)
+            if current is None:
+                if row.password is not None:
+                    row.values["hashed_password"] = hash_password(row.password)
+                inserts.append(row)
+            else:
+                changes = {
+                    column: value
+                    for column, value in row.values.items()
+                    if column in row.listed and current[column] != value
+                }
+                if row.password is not None and not _password_matches(
+                    row.password, current["hashed_password"]
+                ):
+                    changes["hashed_password"] = hash_password(row.password)
+                if changes:
+                    await self._update(table, where, current[table.primary_key], changes)
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+            self.pending += [
+                _PendingLinks(where, table, key, link, values) for link, values in row.links.items()
+            ]
+            self.progress.advance(task)
+        await self._insert(table, inserts)
+        report.created += len(inserts)
+        self.fresh.discard(table.name)
+
+    def _parse_row(self, table: SeedTable, where: _Where) -> _Row:
+        raw = where.raw
+        if not isinstance(raw, dict):
+            raise where.error(f"expected a mapping of field: value, found {describe_value(raw)}")
+        payload: dict[str, Any] = {}
+        timestamps: dict[str, Any] = {}
+        links: dict[Link, list[Any]] = {}
+        for name, value in raw.items():
+            if not isinstance(name, str):
+                raise where.error(f"field names must be text, found {describe_value(name)}")
+            reference = table.reference_for_field(name)
+            link = table.link_for_field(name)
+            if reference is not None:
+                try:
+                    payload[reference.column] = self.indexes.resolve(reference.target, value)
+                except ValueError as exc:
+                    raise where.error(str(exc), name) from None
+            elif link is not None:
+                if not isinstance(value, list):
+                    raise where.error(f"expected a list of {link.target} keys", name)
+                links[link] = value
+            elif (column_reference := table.reference_for_column(name)) is not None:
+                target = column_reference.target
+                raise where.error(
+                    f"seed files carry no ids: write {column_reference.field}: followed by "
+                    f"the {target} row's {', '.join(_key_fields(target))}",
+                    name,
+                )
+            elif name == table.primary_key:
+                raise where.error(
+                    "seed files carry no ids: rows are matched by their natural key "
+                    f"({', '.join(table.natural_key_fields)})",
+                    name,
+                )
+            elif name in table.timestamp_columns:
+                try:
+                    timestamps[name] = _AWARE.validate_python(value)
+                except ValidationError as exc:
+                    raise where.error(exc.errors()[0]["msg"], name) from None
+            else:
+                payload[name] = value
+        try:
+            model = _seed_schema(table).model_validate(payload)
+        except ValidationError as exc:
+            raise _validation_error(table, where, exc) from None
+        values = model.model_dump()
+        listed = set(model.model_fields_set) | set(timestamps)
+        for link in table.links:
+            values.pop(link.schema_field, None)
+        password = None
+        if table.password_columns:
+            password = values.pop("password", None)
+            if values.get("hashed_password") is None:
+                values.pop("hashed_password", None)
+        values.update(timestamps)
+        return _Row(where, values, listed, password, links)
+
+    async def _update(
+        self, table: SeedTable, where: _Where, row_id: Any, changes: dict[str, Any]
+    ) -> None:
+        statement = (
+            update(table.table).where(table.table.c[table.primary_key] == row_id).values(changes)
+        )
+        try:
+            await self.connection.execute(statement)
+        except IntegrityError as exc:
+            raise _integrity_error(table, where, exc) from None
+
+    async def _insert(self, table: SeedTable, rows: list[_Row]) -> None:
+        if self.precise:
+            for row in rows:
+                try:
+                    await self.connection.execute(insert(table.table).values(row.values))
+                except IntegrityError as exc:
+                    raise _integrity_error(table, row.where, exc) from None
+            return
+        # executemany needs one column set per statement: group rows by the columns they set
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(sorted(row.values)), []).append(row.values)
+        for group in groups.values():
+            for start in range(0, len(group), BATCH_SIZE):
+                try:
+                    await self.connection.execute(
+                        insert(table.table), group[start : start + BATCH_SIZE]
+                    )
+                except IntegrityError:
+                    raise _BatchFailed() from None
+
+    async def _load_links(self) -> None:
+        by_link: dict[Link, list[_PendingLinks]] = {}
+        for pending in self.pending:
+            by_link.setdefault(pending.link, []).append(pending)
+        for link, entries in by_link.items():
+            owner = entries[0].table
+            report = self.report.tables[owner.name]
+            await self._ensure_index(owner.name)
+            await self._ensure_index(link.target)
+            desired: dict[Any, set[Any]] = {}
+            for entry in entries:
+                owner_id = self.indexes[owner.name].ids[entry.key]
+                targets = set()
+                for position, value in enumerate(entry.values):
+                    try:
+                        targets.add(self.indexes.resolve(link.target, value))
+                    except ValueError as exc:
+                        raise entry.where.error(str(exc), f"{link.field}[{position}]") from None
+                desired[owner_id] = targets
+            local = link.table.c[link.local_column]
+            remote = link.table.c[link.remote_column]
+            current: dict[Any, set[Any]] = {owner_id: set() for owner_id in desired}
+            owner_ids = list(desired)
+            for start in range(0, len(owner_ids), BATCH_SIZE):
+                chunk = owner_ids[start : start + BATCH_SIZE]
+                result = await self.connection.execute(
+                    select(local, remote).where(local.in_(chunk))
+                )
+                for owner_id, target_id in result:
+                    current[owner_id].add(target_id)
+            added = [
+                {link.local_column: owner_id, link.remote_column: target_id}
+                for owner_id, targets in desired.items()
+                for target_id in sorted(targets - current[owner_id])
+            ]
+            removed = [
+                (owner_id, target_id)
+                for owner_id, targets in desired.items()
+                for target_id in sorted(current[owner_id] - targets)
+            ]
+            for start in range(0, len(added), BATCH_SIZE):
+                await self.connection.execute(insert(link.table), added[start : start + BATCH_SIZE])
+            for start in range(0, len(removed), BATCH_SIZE):
+                await self.connection.execute(
+                    delete(link.table).where(
+                        tuple_(local, remote).in_(removed[start : start + BATCH_SIZE])
+                    )
+                )
+            report.links_added += len(added)
+            report.links_removed += len(removed)
+
+
+_AWARE: TypeAdapter[Any] = TypeAdapter(AwareDatetime)
+
+
+def _key_fields(target: str) -> tuple[str, ...]:
+    return seed_table(target).natural_key_fields
+
+
+def _password_matches(password: str, hashed: str) -> bool:
+    try:
+        return verify_password(password, hashed)
+    except Exception:  # pwdlib's UnknownHashError: a hash written by something else
+        return False
+
+
+def _is_password_hash(value: str) -> bool:
+    from backend.auth.passwords import _hasher
+
+    return any(hasher.identify(value) for hasher in _hasher().hashers)
+
+
+@cache
+def _seed_schema(table: SeedTable) -> type[BaseModel]:
+    """The create schema; for users, `password` or an already hashed `hashed_password`."""
+    schema = table.create_schema
+    if not table.password_columns:
+        return schema
+    original = schema.model_fields["password"]
+    annotation: Any = original.annotation | None  # type: ignore[operator]
+    optional = FieldInfo(annotation=annotation, default=None)
+    optional.metadata = list(original.metadata)
+    validators: dict[str, Any] = {"one_password": model_validator(mode="after")(_one_password)}
+    seed_schema: type[BaseModel] = create_model(
+        f"{schema.__name__}Seed",
+        __base__=schema,
+        __validators__=validators,
+        password=(annotation, optional),
+        hashed_password=(str | None, PydanticField(default=None, max_length=255)),
+    )
+    return seed_schema
+
+
+def _one_password(model: BaseModel) -> BaseModel:
+    given = [getattr(model, n) is not None for n in ("password", "hashed_password")]
+    if given == [False, False]:
+        raise ValueError("give either password (plain text) or hashed_password")
+    if all(given):
+        raise ValueError("give password or hashed_password, not both")
+    hashed = getattr(model, "hashed_password", None)
+    if hashed is not None and not _is_password_hash(hashed):
+        raise ValueError("hashed_password is not a password hash this server can check")
+    return model
+
+
+def _schema_field_to_seed(table: SeedTable, name: str) -> str:
+    for link in table.links:
+        if link.schema_field == name:
+            return link.field
+    return table.seed_field(name)
+
+
+def _validation_error(table: SeedTable, where: _Where, exc: ValidationError) -> SeedError:
+    error = exc.errors()[0]
+    location = [str(part) for part in error["loc"]]
+    if location:
+        location[0] = _schema_field_to_seed(table, location[0])
+    message = error["msg"].removeprefix("Value error, ")
+    more = exc.error_count() - 1
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return where.error(message, ".".join(location) or None)
+
+
+def _integrity_error(table: SeedTable, where: _Where, exc: IntegrityError) -> SeedError:
+    violation = describe_integrity_error(exc)
+    fields: Sequence[str] = violation.fields
+    names = [table.seed_field(f) for f in fields]
+    return where.error(violation.message(), " + ".join(names) or None)
+
+
+async def database_is_empty(engine: AsyncEngine) -> bool:
+    """True when no registered table has a row (a first start)."""
+    from sqlalchemy import exists
+
+    async with engine.connect() as connection:
+        for table in seed_tables():
+            if await connection.scalar(select(exists().select_from(table.table))):
+                return False
+    return True

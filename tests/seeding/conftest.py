@@ -1,0 +1,149 @@
+"""Fixtures for the seeding tests: a migrated database per backend, emptied around each test.
+
+Seeding commits (one transaction per load is the behaviour under test), so these tests do not
+use the suite's rolled-back `connection`; they own a database and delete every row instead.
+"""
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend import schema
+from backend.config import PROJECT_ROOT, Settings
+from backend.db import create_engine, metadata
+from backend.registry import registry
+from tests.databases import fresh_database
+
+DEMO = PROJECT_ROOT / "seed" / "demo"
+Snapshot = dict[str, list[tuple[tuple[str, Any], ...]]]
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2 hashes at the lowest cost: the recommended cost is 0.1 s a hash per core.
+
+    The hashes carry their parameters, so backend.auth's verify_password checks them as usual.
+    """
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from backend.seeding import fake, loader
+
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    monkeypatch.setattr(loader, "hash_password", cheap.hash)
+    monkeypatch.setattr(fake, "hash_password", cheap.hash)
+    monkeypatch.setattr(loader, "verify_password", cheap.verify)
+
+
+@pytest.fixture(scope="session")
+def seed_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to head, owned by the seeding tests of this backend."""
+    with fresh_database(backend, tmp_path_factory.mktemp("seed")) as url:
+        asyncio.run(schema.upgrade(url))
+        yield url
+
+
+async def empty_all_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(delete(table))
+
+
+@pytest.fixture
+async def seed_engine(seed_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the seeding database, which is empty when the test starts."""
+    engine = create_engine(Settings(database_url=seed_database_url, environment="test"))
+    await empty_all_tables(engine)
+    yield engine
+    await empty_all_tables(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def other_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A second, empty, migrated database of this test's own."""
+    with fresh_database(backend, tmp_path) as url:
+        asyncio.run(schema.upgrade(url))
+        yield url
+
+
+@pytest.fixture
+async def other_engine(other_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the second database (the target of a dump -> load round trip)."""
+    engine = create_engine(Settings(database_url=other_database_url, environment="test"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """A copy of the demo set that a test may edit."""
+    target = tmp_path / "demo"
+    shutil.copytree(DEMO, target)
+    return target
+
+
+async def snapshot(engine: AsyncEngine) -> Snapshot:
+    """Every row of every table, ids included, in primary-key order."""
+    rows: Snapshot = {}
+    async with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            query = select(table).order_by(*table.primary_key.columns)
+            result = await connection.execute(query)
+            rows[table.name] = [tuple(dict(row).items()) for row in result.mappings()]
+    return rows
+
+
+def _identity_column(table: Table) -> str | None:
+    keys = list(table.primary_key.columns)
+    return keys[0].name if len(keys) == 1 and not keys[0].foreign_keys else None
+
+
+async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
+    """Every row of every table with ids replaced by the natural keys of the rows they name.
+
+    Independent of the seeding code, so two databases loaded differently compare equal
+    exactly when they hold the same data.
+    """
+    raw: dict[str, list[dict[str, Any]]] = {}
+    async with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            raw[table.name] = [
+                dict(r) for r in (await connection.execute(select(table))).mappings()
+            ]
+    by_id = {
+        table.name: {row[column]: row for row in raw[table.name]}
+        for table in metadata.sorted_tables
+        if (column := _identity_column(table)) is not None
+    }
+    natural_keys = {resource.table.name: resource.natural_key for resource in registry}
+
+    def value(table: Table, column: str, data: Any) -> Any:
+        foreign_key = next(iter(table.c[column].foreign_keys), None)
+        if foreign_key is None or data is None:
+            return data
+        target = foreign_key.column.table
+        row = by_id[target.name][data]
+        return tuple(value(target, c, row[c]) for c in natural_keys[target.name])
+
+    result: Snapshot = {}
+    for table in metadata.sorted_tables:
+        skip = _identity_column(table)
+        rows = [
+            tuple(
+                (c.name, value(table, c.name, row[c.name])) for c in table.columns if c.name != skip
+            )
+            for row in raw[table.name]
+        ]
+        result[table.name] = sorted(rows, key=repr)
+    return result
+
+
+async def row_counts(engine: AsyncEngine) -> dict[str, int]:
+    return {name: len(rows) for name, rows in (await snapshot(engine)).items()}

@@ -1,0 +1,142 @@
+"""Dump -> load round trips, and fake rows that keep every constraint."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.auth.passwords import verify_password
+from backend.db import metadata
+from backend.seeding.dumper import dump_set
+from backend.seeding.fake import FAKE_PASSWORD, generate_fake
+from backend.seeding.format import SeedError
+from backend.seeding.loader import load_set
+from backend.seeding.tables import seed_table, seed_tables
+from tests.seeding.conftest import DEMO, natural_snapshot, row_counts, snapshot
+
+FAKE_ROWS = 1000
+
+
+async def test_dump_then_load_into_an_empty_database_reproduces_the_data(
+    seed_engine: AsyncEngine, other_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await load_set(seed_engine, DEMO)
+    await generate_fake(seed_engine, rows=40, random_seed=5)
+    dumped = tmp_path / "dumped"
+    report = await dump_set(seed_engine, dumped)
+    assert report.rows["products"] == 70
+
+    await load_set(other_engine, dumped)
+    source, copy = await natural_snapshot(seed_engine), await natural_snapshot(other_engine)
+    for table in metadata.sorted_tables:  # table by table, for a readable failure
+        assert copy[table.name] == source[table.name], table.name
+    assert len(copy["product_tags"]) > 0
+
+    products = yaml.safe_load((dumped / "products.yaml").read_text())
+    assert "id" not in products[0] and "category_id" not in products[0]
+    assert products[0]["sku"] == "LAMP-001" and products[0]["category"] == "lamps"
+    assert products[0]["tags"] == ["bestseller", "dimmable", "led"]
+    users = yaml.safe_load((dumped / "users.yaml").read_text())
+    assert "password" not in users[0] and users[0]["hashed_password"].startswith("$argon2")
+    async with other_engine.connect() as connection:
+        users = seed_table("users").table
+        hashed = await connection.scalar(
+            select(users.c.hashed_password).where(users.c.email == "admin@example.com")
+        )
+    assert hashed is not None and verify_password("tablestack-demo", hashed)
+
+    # the dump is itself an idempotent seed set
+    before = await snapshot(other_engine)
+    assert not (await load_set(other_engine, dumped)).changed
+    assert await snapshot(other_engine) == before
+
+
+async def test_dump_refuses_to_overwrite_a_set_without_force(
+    seed_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await load_set(seed_engine, DEMO)
+    target = tmp_path / "mine"
+    await dump_set(seed_engine, target)
+    (target / "stale.yaml").write_text("- name: gone\n")
+    with pytest.raises(SeedError, match="already holds a seed set .* use --force"):
+        await dump_set(seed_engine, target)
+    await dump_set(seed_engine, target, force=True)
+    assert not (target / "stale.yaml").exists()
+
+
+async def test_fake_rows_for_every_table_keep_every_constraint(seed_engine: AsyncEngine) -> None:
+    await load_set(seed_engine, DEMO)  # fake rows must fit around existing data too
+    before = await row_counts(seed_engine)
+    report = await generate_fake(seed_engine, rows=FAKE_ROWS, random_seed=42)
+    after = await row_counts(seed_engine)
+    for table in seed_tables():
+        assert report.rows[table.name] == FAKE_ROWS
+        assert after[table.name] == before[table.name] + FAKE_ROWS, table.name
+    assert after["product_tags"] == before["product_tags"] + report.links["product_tags"]
+    # The database enforced uniques, foreign keys and checks on insert; the API's create
+    # schemas check every row's types, lengths, enums and bounds here (not just a sample).
+    fake_passwords = 0
+    async with seed_engine.connect() as connection:
+        for table in seed_tables():
+            schema = table.create_schema
+            fields = set(schema.model_fields)
+            result = await connection.execute(select(table.table))
+            for row in result.mappings():
+                payload: dict[str, Any] = {k: v for k, v in row.items() if k in fields}
+                if table.password_columns:
+                    fake_passwords += verify_password(FAKE_PASSWORD, row["hashed_password"])
+                    payload["password"] = FAKE_PASSWORD
+                try:
+                    schema.model_validate(payload)
+                except ValidationError as exc:  # pragma: no cover - the failure message
+                    pytest.fail(f"{table.name} row {dict(row)}: {exc}")
+        sku = seed_table("products").table.c.sku
+        skus = await connection.scalar(select(func.count(func.distinct(sku))))
+        assert skus == after["products"]
+    assert fake_passwords == FAKE_ROWS  # every fake user signs in with the documented password
+
+
+async def test_the_same_random_seed_gives_the_same_rows(seed_engine: AsyncEngine) -> None:
+    await generate_fake(seed_engine, rows=30, random_seed=7)
+    first = await natural_snapshot(seed_engine)
+    await generate_fake(seed_engine, rows=30, random_seed=7, dry_run=True)
+    assert await natural_snapshot(seed_engine) == first  # a dry run writes nothing
+    async with seed_engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
+    await generate_fake(seed_engine, rows=30, random_seed=7)
+    second = await natural_snapshot(seed_engine)
+    without_times = {
+        name: [
+            tuple(p for p in row if not p[0].endswith("_at") or p[0] == "placed_at") for row in rows
+        ]
+        for name, rows in second.items()
+    }
+    assert without_times == {
+        name: [
+            tuple(p for p in row if not p[0].endswith("_at") or p[0] == "placed_at") for row in rows
+        ]
+        for name, rows in first.items()
+    }
+
+
+async def test_fake_rows_need_rows_to_refer_to(seed_engine: AsyncEngine) -> None:
+    with pytest.raises(SeedError, match="cannot fake products: categories has no rows"):
+        await generate_fake(seed_engine, rows=5, tables=["products"])
+    assert set((await row_counts(seed_engine)).values()) == {0}
+
+
+async def test_fake_rows_skip_numbers_that_existing_rows_hold(seed_engine: AsyncEngine) -> None:
+    await generate_fake(seed_engine, rows=10, tables=["categories", "tags", "products"])
+    products = seed_table("products").table
+    async with seed_engine.begin() as connection:  # 5 rows left, holding SKU-000006..10
+        await connection.execute(products.delete().where(products.c.sku <= "SKU-000005"))
+    await generate_fake(seed_engine, rows=10, tables=["products"])
+    async with seed_engine.connect() as connection:
+        skus = list(await connection.scalars(select(products.c.sku).order_by(products.c.sku)))
+    assert len(skus) == len(set(skus)) == 15
+    assert skus[0] == "SKU-000006" and skus[-1] == "SKU-000020"
