@@ -64,3 +64,9 @@ def test_users_never_show_the_password_hash() -> None:
     users = derive_schemas(registry.get("users"))
     assert "hashed_password" not in users.read.model_fields
     assert "password" in users.create.model_fields
+
+
+def test_category_slugs_must_be_url_safe() -> None:
+    categories = derive_schemas(registry.get("categories"))
+    assert "slug" in errors(categories.create, {"name": "Desk lamps", "slug": "Desk Lamps"})
+    categories.create.model_validate({"name": "Desk lamps", "slug": "desk-lamps"})

@@ -31,8 +31,12 @@ class Category(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, min_length=1)
+    # `schema_extra` pattern, not `regex=`: current pydantic ignores sqlmodel's `regex`.
     slug: str = Field(
-        max_length=100, min_length=1, unique=True, regex=r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+        max_length=100,
+        min_length=1,
+        unique=True,
+        schema_extra={"pattern": r"^[a-z0-9]+(?:-[a-z0-9]+)*$"},
     )
     description: str | None = Field(default=None, sa_type=Text)
 

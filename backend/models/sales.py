@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, Column, Enum, Text, UniqueConstraint, fu
 from sqlmodel import Field, Relationship, SQLModel
 
 from backend.models.base import created_at_field, utcnow
+from backend.models.catalog import Product
 
 
 class OrderStatus(StrEnum):
@@ -95,6 +96,8 @@ class OrderItem(SQLModel, table=True):
     unit_price: Decimal = Field(max_digits=10, decimal_places=2, ge=0)
 
     order: Order | None = Relationship(back_populates="items")
+    # Lets the admin pick the product with a search select and show it by name.
+    product: Product | None = Relationship()
 
     def __str__(self) -> str:
         return f"{self.quantity} x product {self.product_id}"

@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
+from backend.auth.passwords import hash_password
 from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError
 from backend.seeding.progress import Progress
@@ -157,13 +158,6 @@ def _count(report: FakeReport, inserted: dict[str, int]) -> None:
             report.rows[name] += count
         else:
             report.links[name] += count
-
-
-def hash_password(password: str, *, salt: bytes | None) -> str:
-    """An argon2 hash with the application's hasher, with a chosen salt for reproducibility."""
-    from backend.auth.passwords import _hasher
-
-    return _hasher().hash(password, salt=salt)
 
 
 async def copy_rows(connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backend.auth.passwords import hash_password, verify_password
+from backend.auth.passwords import hash_password, is_password_hash, verify_password
 from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError, SeedFile, describe_value, read_set
 from backend.seeding.progress import Progress
@@ -429,12 +429,6 @@ def _password_matches(password: str, hashed: str) -> bool:
         return False
 
 
-def _is_password_hash(value: str) -> bool:
-    from backend.auth.passwords import _hasher
-
-    return any(hasher.identify(value) for hasher in _hasher().hashers)
-
-
 @cache
 def _seed_schema(table: SeedTable) -> type[BaseModel]:
     """The create schema; for users, `password` or an already hashed `hashed_password`."""
@@ -463,7 +457,7 @@ def _one_password(model: BaseModel) -> BaseModel:
     if all(given):
         raise ValueError("give password or hashed_password, not both")
     hashed = getattr(model, "hashed_password", None)
-    if hashed is not None and not _is_password_hash(hashed):
+    if hashed is not None and not is_password_hash(hashed):
         raise ValueError("hashed_password is not a password hash this server can check")
     return model
 

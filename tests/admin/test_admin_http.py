@@ -297,10 +297,10 @@ async def test_unique_and_reference_violations_are_readable(
         order = Order(customer_id=customer.id, reference="R-1")
         session.add(order)
         await session.commit()
-    item = {"order": str(order.id), "product_id": "777777", "quantity": "1", "unit_price": "1"}
+    item = {"order": str(order.id), "product": "777777", "quantity": "1", "unit_price": "1"}
     orphan = await editor_client.post("/admin/order-item/create", {**item, "save": "Save"})
     assert orphan.status_code == 400
-    assert field_errors(orphan.text) == {"product_id": ["No product with id 777777 exists."]}
+    assert field_errors(orphan.text) == {"product": ["No product with id 777777 exists."]}
     assert [p.name for p in await _products(app, "BK-1")] == ["Notebook"]
     assert await _products(app, "NB-2") == []
 
@@ -347,7 +347,7 @@ async def test_enums_datetimes_decimals_and_relations_are_editable(
     bad_status = await editor_client.post("/admin/order/create", {**order, "status": "lost"})
     assert bad_status.status_code == 400 and field_errors(bad_status.text)["status"]
 
-    item = {"order": str(saved.id), "product_id": str(product.id), "quantity": "2"}
+    item = {"order": str(saved.id), "product": str(product.id), "quantity": "2"}
     created_item = await editor_client.post(
         "/admin/order-item/create", {**item, "unit_price": "4.50", "save": "Save"}
     )
