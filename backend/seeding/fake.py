@@ -51,6 +51,7 @@ from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError
 from backend.seeding.progress import Progress
 from backend.seeding.tables import Link, SeedTable, seed_tables
+from backend.seeding.transaction import one_transaction
 
 # Every fake user signs in with this password (one argon2 hash is shared by all of them).
 FAKE_PASSWORD = "fake-password"
@@ -86,19 +87,10 @@ async def generate_fake(
 ) -> FakeReport:
     """Insert `rows` fake rows in every registered table (or just `tables`), in one transaction."""
     chosen = _chosen_tables(tables)
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            with Progress(enabled=progress) as bar:
-                report = await fake_into(connection, chosen, rows, random_seed, bar)
-        except BaseException:
-            await transaction.rollback()
-            raise
-        report.dry_run = dry_run
-        if dry_run:
-            await transaction.rollback()
-        else:
-            await transaction.commit()
+    async with one_transaction(engine, dry_run=dry_run) as connection:
+        with Progress(enabled=progress) as bar:
+            report = await fake_into(connection, chosen, rows, random_seed, bar)
+    report.dry_run = dry_run
     return report
 
 

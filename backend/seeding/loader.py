@@ -41,6 +41,7 @@ from backend.seeding.tables import (
     seed_table,
     seed_tables,
 )
+from backend.seeding.transaction import one_transaction
 
 BATCH_SIZE = 1000
 
@@ -99,21 +100,11 @@ async def _load_once(
     progress: bool,
     precise: bool,
 ) -> LoadReport:
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
-        try:
-            with Progress(enabled=progress) as bar:
-                loader = _Loader(connection, files, bar, precise=precise)
-                report = await loader.run()
-        except BaseException:
-            await transaction.rollback()
-            raise
-        report.dry_run = dry_run
-        if dry_run:
-            await transaction.rollback()
-        else:
-            await transaction.commit()
-        return report
+    async with one_transaction(engine, dry_run=dry_run) as connection:
+        with Progress(enabled=progress) as bar:
+            report = await _Loader(connection, files, bar, precise=precise).run()
+    report.dry_run = dry_run
+    return report
 
 
 def _check_table_names(files: dict[str, SeedFile]) -> None:
