@@ -88,7 +88,8 @@ _COLUMN_ONLY_OPTIONS = ("natural_key", "search_fields", "read_only_fields")
 _OPTION_NAMES = {f.name for f in dataclasses.fields(ResourceOptions)} - {"model"}
 
 
-def _python_type(column: Column[Any]) -> type | None:
+def column_python_type(column: Column[Any]) -> type | None:
+    """The Python type of a column's values (None when SQLAlchemy does not say)."""
     column_type = column.type
     if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString reports `object`
         column_type = column_type.impl_instance
@@ -100,7 +101,7 @@ def _python_type(column: Column[Any]) -> type | None:
 
 
 def _text_columns(table: Table) -> tuple[str, ...]:
-    return tuple(c.name for c in table.columns if _python_type(c) is str)
+    return tuple(c.name for c in table.columns if column_python_type(c) is str)
 
 
 SERVER_MANAGED = ("created_at", "updated_at")

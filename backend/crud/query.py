@@ -28,11 +28,10 @@ from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from backend.crud.schemas import (
     INT32_BOUNDS,
     ManyToMany,
-    column_python_type,
     derive_schemas,
     integer_bounds,
 )
-from backend.registry import ResourceOptions
+from backend.registry import ResourceOptions, column_python_type
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "like", "ilike", "isnull")
 RESERVED = ("skip", "limit", "sort", "range", "filter", "q")

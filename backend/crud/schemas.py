@@ -18,11 +18,10 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 from sqlalchemy import BigInteger, Column, SmallInteger, inspect
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.main import FieldInfoMetadata
 
-from backend.registry import ResourceOptions
+from backend.registry import ResourceOptions, column_python_type
 
 
 @dataclass(frozen=True)
@@ -80,18 +79,6 @@ def _field_copy(info: FieldInfo, *, optional: bool) -> tuple[Any, FieldInfo]:
     copy = FieldInfo(annotation=annotation, **kwargs)
     copy.metadata = metadata
     return annotation, copy
-
-
-def column_python_type(column: Column[Any]) -> type | None:
-    """The Python type of a column's values (None when SQLAlchemy does not say)."""
-    column_type = column.type
-    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString reports `object`
-        column_type = column_type.impl_instance
-    try:
-        python_type: type = column_type.python_type
-    except NotImplementedError:
-        return None
-    return python_type
 
 
 INT32_BOUNDS = (-(2**31), 2**31 - 1)
