@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, delete, func, literal
+from sqlalchemy import Column, Table, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import selectinload
-from sqlmodel import SQLModel, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +39,7 @@ from backend.crud.errors import (
     not_found,
 )
 from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
+from backend.crud.rows import LinkTable, row_shape
 from backend.crud.schemas import (
     derive_replace_schema,
     derive_schemas,
@@ -148,11 +149,17 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self._pk_type: Any = Annotated[
             int, Path(ge=low, le=high, description=f"The {resource.name} row's id")
         ]
-        self._pk_column = getattr(self.model, resource.primary_key)
-        self._eager = [
-            selectinload(getattr(self.model, link.relationship))
-            for link in self.schemas.many_to_many
-        ]
+        self.table: Table = resource.table
+        self._pk_column = self.table.columns[resource.primary_key]
+        self.rows = row_shape(resource)
+        self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
+        # Built once: the compiled cache then serves every request's SQL.
+        self._insert_row = insert(self.table).returning(*self.rows.columns)
+        self._update_row = (
+            update(self.table)
+            .where(self._pk_column == bindparam("row_pk"))
+            .returning(*self.rows.columns)
+        )
         read = [Depends(require_role(resource.read_role, read=True))]
         write = [Depends(require_role(resource.write_role))]
         super().__init__(
@@ -223,7 +230,6 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
         async def route(
             request: Request,
-            response: Response,
             session: SessionDep,
             skip: Annotated[
                 int, Query(ge=0, le=2**62, description="Rows to skip before the page")
@@ -271,24 +277,38 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         skip, limit = page
             parser.raise_errors()
 
-            total = await self._scalar(
-                session, select(func.count()).select_from(self.model).where(*where)
+            # One round trip: the page, each row carrying the total (an uncorrelated scalar
+            # subquery, computed once). Only a page past the end needs a second query.
+            total_column = (
+                select(func.count()).select_from(self.table).where(*where).scalar_subquery()
             )
             statement = (
-                select(self.model)
+                self.rows.select(total_column)
                 .where(*where)
                 .order_by(*order_by)
                 .offset(skip)
                 .limit(limit)
-                .options(*self._eager)
             )
             async with self._reading(session):
-                rows = list((await session.exec(statement)).all())
-            response.headers["X-Total-Count"] = str(total)
-            first, last = skip, skip + len(rows) - 1
-            shown = f"{first}-{last}" if rows else "*"
-            response.headers["Content-Range"] = f"{self.resource.name} {shown}/{total}"
-            return [self.schemas.read.model_validate(row) for row in rows]
+                connection = await session.connection()
+                rows = (await connection.execute(statement)).all()
+                if rows:
+                    total = rows[0][-1]
+                elif skip == 0:
+                    total = 0
+                else:
+                    count = select(func.count()).select_from(self.table).where(*where)
+                    total = (await connection.execute(count)).scalar_one()
+                records = await self.rows.records(connection, rows)
+            first, last = skip, skip + len(records) - 1
+            shown = f"{first}-{last}" if records else "*"
+            return self.rows.response(
+                records,
+                headers={
+                    "X-Total-Count": str(total),
+                    "Content-Range": f"{self.resource.name} {shown}/{total}",
+                },
+            )
 
         return route
 
@@ -296,7 +316,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         pk_type = self._pk_type
 
         async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
-            return self.schemas.read.model_validate(await self._load(session, id))
+            return self.rows.response(await self._load(session, id))
 
         return route
 
@@ -306,15 +326,15 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         async def route(
             payload: create_schema,  # type: ignore[valid-type]
             request: Request,
-            response: Response,
             session: SessionDep,
         ) -> Any:
             data = payload.model_dump()  # type: ignore[attr-defined]
-            async with self._writing(session):
-                links = await self._take_links(session, data)
+            async with self._writing(session) as written:
+                links = self._pop_links(data)
                 values = await self.prepare_values(data)
-                await self._check_references(session, values)
                 try:
+                    # Validated by the table model too: a table's own rules and its defaults
+                    # (created_at, ...) apply as they would to an ORM insert.
                     # A namespace, not a dict: sqlmodel reads relationships with getattr, and
                     # a dict's `items` method would land in a relationship named `items`.
                     row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
@@ -322,16 +342,24 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     raise RequestValidationError(
                         [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
                     ) from None
-                for relationship, targets in links.items():
-                    setattr(row, relationship, targets)
-                session.add(row)
+                columns = {}
+                for column in self.table.columns:
+                    value = getattr(row, column.name, None)
+                    if value is not None or column.name in values:
+                        columns[column.name] = value
+                written.update(columns)
+                connection = await session.connection()
+                await self._check_links(connection, links)
+                created = (await connection.execute(self._insert_row, columns)).one()
+                item_id = created[self.rows.names.index(self._pk)]
+                await self._replace_links(connection, item_id, links, new=True)
                 await session.commit()
-            item_id = getattr(row, self._pk)
-            created = await self._load(session, item_id)
-            response.headers["Location"] = str(
-                request.url_for(f"{self.resource.name}-get", id=item_id)
+            record = self.rows.record(created)
+            await self._fill_links(session, record, links)
+            location = str(request.url_for(f"{self.resource.name}-get", id=item_id))
+            return self.rows.response(
+                record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
             )
-            return self.schemas.read.model_validate(created)
 
         return route
 
@@ -376,26 +404,25 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         pk_type = self._pk_type
 
         async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
-            row = await self._load(session, id)
-            deleted = self.schemas.read.model_validate(row)
+            deleted = await self._load(session, id)
             try:
                 async with self._writing(session, where="path"):
                     # Core DELETE: the database applies ON DELETE rules; the ORM would try to
                     # load and detach related rows instead.
-                    await session.exec(delete(self.model).where(self._pk_column == id))
+                    await self._execute(session, delete(self.table).where(self._pk_column == id))
                     await session.commit()
             except HTTPException as exc:
                 if exc.status_code == status.HTTP_409_CONFLICT:
                     raise await self._still_referenced(session, id) from None
                 raise
-            return deleted
+            return self.rows.response(deleted)
 
         return route
 
     def _delete_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         async def route(session: SessionDep) -> DeleteAllResult:
             async with self._writing(session, where="path"):
-                result = await session.exec(delete(self.model))
+                result: Any = await self._execute(session, delete(self.table))
                 await session.commit()
             return DeleteAllResult(deleted=result.rowcount or 0)
 
@@ -421,56 +448,88 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     # Helpers -----------------------------------------------------------------------------
 
-    async def _change(self, session: AsyncSession, item_id: int, data: dict[str, Any]) -> Any:
-        row = await self._load(session, item_id)
-        async with self._writing(session):
-            links = await self._take_links(session, data)
+    async def _change(self, session: AsyncSession, item_id: int, data: dict[str, Any]) -> Response:
+        """UPDATE ... RETURNING the changed row (a SELECT when only links change)."""
+        async with self._writing(session) as written:
+            links = self._pop_links(data)
             values = await self.prepare_values(data)
-            await self._check_references(session, values)
-            for name, value in values.items():
-                setattr(row, name, value)
-            for relationship, targets in links.items():
-                setattr(row, relationship, targets)
-            session.add(row)
+            written.update(values)
+            connection = await session.connection()
+            if values:
+                statement: Any = self._update_row.values(values)
+                found = (await connection.execute(statement, {"row_pk": item_id})).first()
+            else:
+                found = (
+                    await connection.execute(self.rows.select_one, {"item_id": item_id})
+                ).first()
+            if found is None:
+                raise not_found(self.resource.name, item_id)
+            await self._check_links(connection, links)
+            await self._replace_links(connection, item_id, links, new=False)
             await session.commit()
-        return self.schemas.read.model_validate(await self._load(session, item_id))
+        record = self.rows.record(found)
+        await self._fill_links(session, record, links)
+        return self.rows.response(record)
 
-    async def _load(self, session: AsyncSession, item_id: int) -> Any:
-        statement = (
-            select(self.model)
-            .where(self._pk_column == item_id)
-            .options(*self._eager)
-            .execution_options(populate_existing=True)
-        )
+    @staticmethod
+    async def _execute(session: AsyncSession, statement: Any) -> Any:
+        """Run a Core statement on the session's connection (no ORM on the way)."""
+        connection = await session.connection()
+        return await connection.execute(statement)
+
+    async def _load(self, session: AsyncSession, item_id: int) -> dict[str, Any]:
         async with self._reading(session):
-            row = (await session.exec(statement)).first()
-        if row is None:
+            connection = await session.connection()
+            record = await self.rows.get(connection, item_id)
+        if record is None:
             raise not_found(self.resource.name, item_id)
-        return row
+        return record
 
-    async def _scalar(self, session: AsyncSession, statement: Any) -> Any:
-        async with self._reading(session):
-            return (await session.exec(statement)).one()
+    def _pop_links(self, data: dict[str, Any]) -> dict[str, list[Any]]:
+        """Take the `<name>_ids` fields out of `data`, without duplicates, in order."""
+        return {
+            name: list(dict.fromkeys(data.pop(name) or [])) for name in self._links if name in data
+        }
 
-    async def _take_links(
-        self, session: AsyncSession, data: dict[str, Any]
-    ) -> dict[str, list[Any]]:
-        """Pop `<name>_ids` fields and load their rows (one query each); 409 for unknown ids."""
-        links: dict[str, list[Any]] = {}
-        for link in self.schemas.many_to_many:
-            if link.field not in data:
+    async def _check_links(self, connection: AsyncConnection, links: dict[str, list[Any]]) -> None:
+        """409 naming the field when an id in `<name>_ids` has no row (one query per field)."""
+        for name, ids in links.items():
+            if not ids:
                 continue
-            ids = list(dict.fromkeys(data.pop(link.field) or []))
-            target_pk = getattr(link.target, "id")  # noqa: B009
-            rows = list((await session.exec(select(link.target).where(target_pk.in_(ids)))).all())
-            missing = sorted(set(ids) - {getattr(row, "id") for row in rows})  # noqa: B009
+            link = self._links[name]
+            statement = select(link.target_pk).where(link.target_pk.in_(ids))
+            found = set((await connection.execute(statement)).scalars())
+            missing = sorted(set(ids) - found)
             if missing:
-                table = link.target.__tablename__
+                table = link.target_table.name
                 raise _reference_conflict(
-                    link.field, f"no {table} row has id {', '.join(map(str, missing))}"
+                    name, f"no {table} row has id {', '.join(map(str, missing))}"
                 )
-            links[link.relationship] = rows
-        return links
+
+    async def _replace_links(
+        self, connection: AsyncConnection, item_id: Any, links: dict[str, list[Any]], *, new: bool
+    ) -> None:
+        """Make the link tables hold exactly `links` for this row."""
+        for name, ids in links.items():
+            link = self._links[name]
+            if not new:
+                await connection.execute(delete(link.table).where(link.owner == item_id))
+            if ids:
+                rows = [{link.owner.name: item_id, link.target.name: i} for i in ids]
+                await connection.execute(insert(link.table), rows)
+
+    async def _fill_links(
+        self, session: AsyncSession, record: dict[str, Any], links: dict[str, list[Any]]
+    ) -> None:
+        """Complete a written record's `<name>_ids`: as sent, or read back when not sent."""
+        unsent = [link for link in self.rows.links if link.field not in links]
+        if unsent:
+            async with self._reading(session):
+                connection = await session.connection()
+                [read] = await self.rows.records(connection, [list(record.values())])
+                record.update(read)
+        for name, ids in links.items():
+            record[name] = sorted(ids)
 
     async def _check_references(self, session: AsyncSession, values: dict[str, Any]) -> None:
         """409 naming the field when a foreign key points at a missing row (one query each).
@@ -484,7 +543,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             for foreign_key in column.foreign_keys:
                 target: Column[Any] = foreign_key.column
                 statement = select(literal(1)).select_from(target.table).where(target == value)
-                if (await session.exec(statement.limit(1))).first() is None:
+                if (await self._execute(session, statement.limit(1))).first() is None:
                     raise _reference_conflict(
                         column.name,
                         f"no {target.table.name} row has {target.name} {value}",
@@ -504,7 +563,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     .where(foreign_key.parent == item_id)
                     .limit(1)
                 )
-                if (await session.exec(statement)).first() is not None:
+                if (await self._execute(session, statement)).first() is not None:
                     found.append(f"{table.name}.{foreign_key.parent.name}")
         where = ", ".join(sorted(found)) or "other rows"
         item = ConflictDetail(
@@ -515,13 +574,25 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return HTTPException(status.HTTP_409_CONFLICT, [item.model_dump()])
 
     @asynccontextmanager
-    async def _writing(self, session: AsyncSession, *, where: str = "body") -> AsyncIterator[None]:
-        """Roll back on any failure; integrity errors become 409s naming the field."""
+    async def _writing(
+        self, session: AsyncSession, *, where: str = "body"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Roll back on any failure; integrity errors become 409s naming the field.
+
+        The block puts the column values it writes in the dict it is given: a foreign key
+        that points at no row is then named by `_check_references`, after the fact, instead
+        of paying a query per foreign key on every write.
+        """
+        written: dict[str, Any] = {}
         try:
-            yield
+            yield written
         except IntegrityError as exc:
             await session.rollback()
-            raise error_from_violation(describe_integrity_error(exc), where=where) from None
+            violation = describe_integrity_error(exc)
+            if violation.kind == "foreign_key" and where == "body" and written:
+                await self._check_references(session, written)
+                await session.rollback()
+            raise error_from_violation(violation, where=where) from None
         except DBAPIError as exc:
             await session.rollback()
             if is_data_exception(exc):
