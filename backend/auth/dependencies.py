@@ -7,10 +7,12 @@ low gets 403.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Table, bindparam, select
 
 from backend.auth.tokens import InvalidToken, read_access_token
 from backend.config import Settings
@@ -66,6 +68,43 @@ async def optional_user(
 OptionalUserDep = Annotated[User | None, Depends(optional_user)]
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as far as a role check needs: read fresh from `users` on every call."""
+
+    id: int
+    role: Role
+
+
+_users: Table = User.__table__  # type: ignore[attr-defined]
+# One small Core query by primary key (compiled once): roles and deactivation apply at once.
+_CALLER = select(_users.c.role, _users.c.is_active).where(_users.c.id == bindparam("user_id"))
+
+
+async def optional_caller(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Caller | None:
+    """The caller's id and role, None without a token; 401 for a token that fails."""
+    if credentials is None:
+        return None
+    try:
+        user_id = read_access_token(credentials.credentials, settings)
+    except InvalidToken:
+        raise unauthorized("Invalid or expired token", error="invalid_token") from None
+    connection = await session.connection()
+    found: Any = (await connection.execute(_CALLER, {"user_id": user_id})).first()
+    if found is None or not found.is_active:
+        raise unauthorized(
+            "The token's user no longer exists or is inactive", error="invalid_token"
+        )
+    return Caller(user_id, Role(found.role))
+
+
+OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
+
+
 async def current_user(user: OptionalUserDep) -> User:
     """The signed-in user; 401 when the call carries no token."""
     if user is None:
@@ -76,13 +115,13 @@ async def current_user(user: OptionalUserDep) -> User:
 CurrentUserDep = Annotated[User, Depends(current_user)]
 
 
-def require_role(required: Role, *, read: bool = False) -> Callable[..., Awaitable[User | None]]:
+def require_role(required: Role, *, read: bool = False) -> Callable[..., Awaitable[Caller | None]]:
     """A dependency admitting users whose role is at least `required`.
 
     With `read=True` and `ANONYMOUS_READ` on, anonymous callers pass when `required` is viewer.
     """
 
-    async def check_role(user: OptionalUserDep, settings: SettingsDep) -> User | None:
+    async def check_role(user: OptionalCallerDep, settings: SettingsDep) -> Caller | None:
         if user is None:
             if read and settings.anonymous_read and required is Role.viewer:
                 return None
