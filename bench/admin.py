@@ -12,8 +12,8 @@ from statistics import median, quantiles
 
 import httpx
 
-LIST_PATH = "/admin/products/list"
-EDIT_PATH = "/admin/products/edit/{id}"
+LIST_PATH = "/admin/product/list"
+EDIT_PATH = "/admin/product/edit/{id}"
 
 
 class AdminUnavailable(Exception):
