@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     # PostgreSQL pool
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    db_pool_pre_ping: bool = True
+    # Off: a ping is a round trip on every checkout, i.e. on every request. A connection the
+    # server dropped fails one request, and SQLAlchemy then replaces the whole pool.
+    db_pool_pre_ping: bool = False
     db_pool_recycle_s: int = Field(default=1800, ge=-1)
     db_echo: bool = False
     # API
