@@ -24,7 +24,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from backend.auth.dependencies import require_role
+from backend.auth.dependencies import session_for_role
 from backend.auth.passwords import hash_password
 from backend.config import Settings
 from backend.crud.errors import (
@@ -46,7 +46,6 @@ from backend.crud.schemas import (
     integer_bounds,
     write_only_fields,
 )
-from backend.db import SessionDep
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
@@ -151,31 +150,32 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         ]
         self.table: Table = resource.table
         self._pk_column = self.table.columns[resource.primary_key]
-        self.rows = row_shape(resource)
+        self.rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
         self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
         # Built once: the compiled cache then serves every request's SQL.
-        self._insert_row = insert(self.table).returning(*self.rows.columns)
+        self._insert_row = insert(self.table).returning(*self.rows.columns)  # no links yet
         self._update_row = (
             update(self.table)
             .where(self._pk_column == bindparam("row_pk"))
-            .returning(*self.rows.columns)
+            .returning(*self.rows.selected)
         )
-        read = [Depends(require_role(resource.read_role, read=True))]
-        write = [Depends(require_role(resource.write_role))]
+        # The routes' one dependency: the session, handed over after the role check.
+        self._reader = Depends(session_for_role(resource.read_role, read=True))
+        self._writer = Depends(session_for_role(resource.write_role))
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
             update_schema=self.schemas.update,
             prefix=resource.name,
             tags=[resource.label],
-            get_all_route=read,
-            get_one_route=read,
-            create_route=write,
-            update_route=write,
-            delete_one_route=write,
-            delete_all_route=write if resource.delete_all else False,
+            get_all_route=True,
+            get_one_route=True,
+            create_route=True,
+            update_route=True,
+            delete_one_route=True,
+            delete_all_route=resource.delete_all,
         )
-        self._add_api_route("/{item_id}", self._patch(), methods=["PATCH"], dependencies=write)
+        self._add_api_route("/{item_id}", self._patch(), methods=["PATCH"], dependencies=True)
 
     # Route registration ------------------------------------------------------------------
 
@@ -226,11 +226,12 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
     # Routes ------------------------------------------------------------------------------
 
     def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        reader = self._reader
         settings = self.settings
 
         async def route(
             request: Request,
-            session: SessionDep,
+            session: Annotated[AsyncSession, reader],
             skip: Annotated[
                 int, Query(ge=0, le=2**62, description="Rows to skip before the page")
             ] = 0,
@@ -299,7 +300,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 else:
                     count = select(func.count()).select_from(self.table).where(*where)
                     total = (await connection.execute(count)).scalar_one()
-                records = await self.rows.records(connection, rows)
+                records = self.rows.records(rows)
             first, last = skip, skip + len(records) - 1
             shown = f"{first}-{last}" if records else "*"
             return self.rows.response(
@@ -313,20 +314,22 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        reader = self._reader
         pk_type = self._pk_type
 
-        async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
+        async def route(id: pk_type, session: Annotated[AsyncSession, reader]) -> Any:  # type: ignore[valid-type]
             return self.rows.response(await self._load(session, id))
 
         return route
 
     def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        writer = self._writer
         create_schema = self.create_schema
 
         async def route(
             payload: create_schema,  # type: ignore[valid-type]
             request: Request,
-            session: SessionDep,
+            session: Annotated[AsyncSession, writer],
         ) -> Any:
             data = payload.model_dump()  # type: ignore[attr-defined]
             async with self._writing(session) as written:
@@ -354,8 +357,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 item_id = created[self.rows.names.index(self._pk)]
                 await self._replace_links(connection, item_id, links, new=True)
                 await session.commit()
-            record = self.rows.record(created)
-            await self._fill_links(session, record, links)
+            record = self.rows.record(created, links=False)
+            for link in self.rows.links:  # a new row has the links just written, or none
+                record[link.field] = sorted(links.get(link.field, []))
             location = str(request.url_for(f"{self.resource.name}-get", id=item_id))
             return self.rows.response(
                 record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
@@ -364,12 +368,13 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _update(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        writer = self._writer
         replace_schema, pk_type = self.replace_schema, self._pk_type
 
         async def route(
             id: pk_type,  # type: ignore[valid-type]
             payload: replace_schema,  # type: ignore[valid-type]
-            session: SessionDep,
+            session: Annotated[AsyncSession, writer],
         ) -> Any:
             data = payload.model_dump(exclude=self.read_only)  # type: ignore[attr-defined]
             for name in self.write_only:  # left out: keep what is stored
@@ -380,12 +385,13 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _patch(self) -> Callable[..., Any]:
+        writer = self._writer
         update_schema, pk_type = self.update_schema, self._pk_type
 
         async def route(
             id: pk_type,  # type: ignore[valid-type]
             payload: update_schema,  # type: ignore[valid-type]
-            session: SessionDep,
+            session: Annotated[AsyncSession, writer],
         ) -> Any:
             data = payload.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
             columns = self.resource.table.columns
@@ -401,9 +407,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _delete_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        writer = self._writer
         pk_type = self._pk_type
 
-        async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
+        async def route(id: pk_type, session: Annotated[AsyncSession, writer]) -> Any:  # type: ignore[valid-type]
             deleted = await self._load(session, id)
             try:
                 async with self._writing(session, where="path"):
@@ -420,7 +427,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _delete_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        async def route(session: SessionDep) -> DeleteAllResult:
+        writer = self._writer
+
+        async def route(session: Annotated[AsyncSession, writer]) -> DeleteAllResult:
             async with self._writing(session, where="path"):
                 result: Any = await self._execute(session, delete(self.table))
                 await session.commit()
@@ -468,7 +477,8 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             await self._replace_links(connection, item_id, links, new=False)
             await session.commit()
         record = self.rows.record(found)
-        await self._fill_links(session, record, links)
+        for name, ids in links.items():  # as just written (the row showed the previous ones)
+            record[name] = sorted(ids)
         return self.rows.response(record)
 
     @staticmethod
@@ -517,19 +527,6 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             if ids:
                 rows = [{link.owner.name: item_id, link.target.name: i} for i in ids]
                 await connection.execute(insert(link.table), rows)
-
-    async def _fill_links(
-        self, session: AsyncSession, record: dict[str, Any], links: dict[str, list[Any]]
-    ) -> None:
-        """Complete a written record's `<name>_ids`: as sent, or read back when not sent."""
-        unsent = [link for link in self.rows.links if link.field not in links]
-        if unsent:
-            async with self._reading(session):
-                connection = await session.connection()
-                [read] = await self.rows.records(connection, [list(record.values())])
-                record.update(read)
-        for name, ids in links.items():
-            record[name] = sorted(ids)
 
     async def _check_references(self, session: AsyncSession, values: dict[str, Any]) -> None:
         """409 naming the field when a foreign key points at a missing row (one query each).

@@ -2,10 +2,10 @@
 
 The generated routes answer from plain rows, not ORM objects: SQLAlchemy Core statements
 (compiled once, then served from the compiled cache) select exactly the Read schema's columns,
-many-to-many ids come from one query per page, and the JSON is written by orjson from the
-rows. Nothing the database just returned is validated again: for a derived Read schema its
-fields are the columns themselves, and orjson writes Decimal, datetime and enum values exactly
-as pydantic does (`tests/api/test_rows.py` compares the two for every resource). A Read schema
+many-to-many ids come along in the same query (a correlated subquery per link), and orjson
+writes the JSON from the rows. Nothing the database just returned is validated again: for a
+derived Read schema its fields are the columns themselves, and orjson writes Decimal, datetime
+and enum values exactly as pydantic does (`tests/api/test_rows.py` compares the two for every resource). A Read schema
 given in the registry (`read_schema=`) still shapes its output through pydantic.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import Column, Select, Table, bindparam, exists, select
+from sqlalchemy import Column, Select, Table, bindparam, exists, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -88,9 +88,9 @@ def has_linked(resource: ResourceOptions, link: ManyToMany, ids: list[Any]) -> C
 
 
 class RowShape:
-    """How one resource's rows are selected, completed with link ids and written as JSON."""
+    """How one resource's rows are selected (with their link ids) and written as JSON."""
 
-    def __init__(self, resource: ResourceOptions) -> None:
+    def __init__(self, resource: ResourceOptions, dialect: str) -> None:
         schemas = derive_schemas(resource)
         table = resource.table
         fields = schemas.read.model_fields
@@ -99,10 +99,25 @@ class RowShape:
         self.columns: tuple[Column[Any], ...] = tuple(
             table.columns[name] for name in fields if name in table.columns
         )
-        self.names = tuple(column.name for column in self.columns)
+        self.column_names = tuple(column.name for column in self.columns)
         self.links = tuple(
             link_table(resource, link) for link in schemas.many_to_many if link.field in fields
         )
+        self._json_links = dialect == "sqlite"
+        # Each row brings its link ids along: a correlated subquery per link, so a page (or one
+        # row) is one query, not one more per link.
+        self.link_columns = tuple(
+            select(
+                func.json_group_array(link.target)
+                if self._json_links
+                else func.array_agg(link.target)
+            )
+            .where(link.owner == self.pk)
+            .correlate(table)
+            .scalar_subquery()
+            for link in self.links
+        )
+        self.names = self.column_names + tuple(link.field for link in self.links)
         # A Read schema from the registry may rename, compute or hide: let pydantic shape it.
         self._adapter: TypeAdapter[list[Any]] | None = (
             TypeAdapter(list[schemas.read])  # type: ignore[name-defined]
@@ -110,42 +125,34 @@ class RowShape:
             else None
         )
         self.select_one = self.select().where(self.pk == bindparam("item_id"))
-        self._link_selects = tuple(
-            select(link.owner, link.target)
-            .where(link.owner.in_(bindparam("ids", expanding=True)))
-            .order_by(link.owner, link.target)
-            for link in self.links
-        )
+
+    @property
+    def selected(self) -> tuple[ColumnElement[Any], ...]:
+        """The Read schema's columns, then one subquery per link."""
+        return (*self.columns, *self.link_columns)
 
     def select(self, *extra: ColumnElement[Any]) -> Select[Any]:
-        """SELECT the Read schema's columns (and `extra` after them)."""
-        return select(*self.columns, *extra)
+        """SELECT the Read schema's columns and links (and `extra` after them)."""
+        return select(*self.selected, *extra)
 
-    def record(self, row: Row[Any] | Sequence[Any]) -> dict[str, Any]:
-        """One row as a dict of the Read schema's column fields, in its order."""
-        return dict(zip(self.names, row, strict=False))
+    def record(self, row: Row[Any] | Sequence[Any], *, links: bool = True) -> dict[str, Any]:
+        """A row of `selected` (or of `columns` only) as a dict in the Read schema's order."""
+        record = dict(zip(self.names if links else self.column_names, row, strict=False))
+        if links:
+            for link in self.links:
+                ids = record[link.field]
+                if self._json_links:
+                    ids = orjson.loads(ids)
+                record[link.field] = sorted(ids) if ids else []
+        return record
 
-    async def records(
-        self, connection: AsyncConnection, rows: Iterable[Row[Any] | Sequence[Any]]
-    ) -> list[dict[str, Any]]:
-        """Rows as records, with every `<name>_ids` list from one query per link for all."""
-        records = [self.record(row) for row in rows]
-        if self.links and records:
-            ids = [record[self.pk.name] for record in records]
-            for link, statement in zip(self.links, self._link_selects, strict=True):
-                found: dict[Any, list[Any]] = {}
-                for owner, target in await connection.execute(statement, {"ids": ids}):
-                    found.setdefault(owner, []).append(target)
-                for record in records:
-                    record[link.field] = found.get(record[self.pk.name], [])
-        return records
+    def records(self, rows: Iterable[Row[Any] | Sequence[Any]]) -> list[dict[str, Any]]:
+        return [self.record(row) for row in rows]
 
     async def get(self, connection: AsyncConnection, item_id: Any) -> dict[str, Any] | None:
         """One record by primary key, None when there is no such row."""
         row = (await connection.execute(self.select_one, {"item_id": item_id})).first()
-        if row is None:
-            return None
-        return (await self.records(connection, [row]))[0]
+        return None if row is None else self.record(row)
 
     def json(self, content: dict[str, Any] | list[dict[str, Any]]) -> bytes:
         """The JSON of one record or a list of them, as the Read schema shows them."""
@@ -166,6 +173,6 @@ class RowShape:
 
 
 @cache
-def row_shape(resource: ResourceOptions) -> RowShape:
-    """The RowShape of a resource (built once)."""
-    return RowShape(resource)
+def row_shape(resource: ResourceOptions, dialect: str) -> RowShape:
+    """The RowShape of a resource on a database dialect (built once)."""
+    return RowShape(resource, dialect)
