@@ -5,8 +5,9 @@ The generated routes answer from plain rows, not ORM objects: SQLAlchemy Core st
 many-to-many ids come along in the same query (a correlated subquery per link), and orjson
 writes the JSON from the rows. Nothing the database just returned is validated again: for a
 derived Read schema its fields are the columns themselves, and orjson writes Decimal, datetime
-and enum values exactly as pydantic does (`tests/api/test_rows.py` compares the two for every resource). A Read schema
-given in the registry (`read_schema=`) still shapes its output through pydantic.
+and enum values exactly as pydantic does (`tests/api/test_rows.py` compares the two for every
+resource). A Read schema given in the registry (`read_schema=`) still shapes its output through
+pydantic.
 """
 
 from collections.abc import Iterable, Sequence
