@@ -30,8 +30,11 @@ class Settings(BaseSettings):
     # SQLite
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     # PostgreSQL pool
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # A fixed pool by default: overflow connections are closed as soon as they are returned,
+    # so under a load above the pool size they connect and disconnect (a PostgreSQL backend
+    # forked, types introspected) on almost every request. Requests past the pool wait in line.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     # Off: a ping is a round trip on every checkout, i.e. on every request. A connection the
     # server dropped fails one request, and SQLAlchemy then replaces the whole pool.
     db_pool_pre_ping: bool = False
