@@ -156,7 +156,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self._insert_row = insert(self.table).returning(*self.rows.columns)  # no links yet
         self._update_row = (
             update(self.table)
-            .where(self._pk_column == bindparam("row_pk"))
+            .where(self._pk_column == bindparam("tablestack_row_pk"))
             .returning(*self.rows.selected)
         )
         # The routes' one dependency: the session, handed over after the role check.
@@ -465,8 +465,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             written.update(values)
             connection = await session.connection()
             if values:
-                statement: Any = self._update_row.values(values)
-                found = (await connection.execute(statement, {"row_pk": item_id})).first()
+                # The SET clause follows the parameters' keys: one prebuilt statement, whose
+                # cache key is computed once, serves every combination of fields.
+                parameters = {**values, "tablestack_row_pk": item_id}
+                found = (await connection.execute(self._update_row, parameters)).first()
             else:
                 found = (
                     await connection.execute(self.rows.select_one, {"item_id": item_id})
