@@ -6,6 +6,7 @@ primary key type are always given). Route callables are annotated with `self._pk
 the derived schemas at runtime, so this module must not use `from __future__ import annotations`.
 """
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -153,6 +154,8 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self.rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
         self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
         # Built once: the compiled cache then serves every request's SQL.
+        self._defaults = _insert_defaults(resource, self.schemas.create)
+        self._item_path: str | None = None
         self._insert_row = insert(self.table).returning(*self.rows.columns)  # no links yet
         self._update_row = (
             update(self.table)
@@ -335,21 +338,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             async with self._writing(session) as written:
                 links = self._pop_links(data)
                 values = await self.prepare_values(data)
-                try:
-                    # Validated by the table model too: a table's own rules and its defaults
-                    # (created_at, ...) apply as they would to an ORM insert.
-                    # A namespace, not a dict: sqlmodel reads relationships with getattr, and
-                    # a dict's `items` method would land in a relationship named `items`.
-                    row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
-                except ValidationError as exc:
-                    raise RequestValidationError(
-                        [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-                    ) from None
-                columns = {}
-                for column in self.table.columns:
-                    value = getattr(row, column.name, None)
-                    if value is not None or column.name in values:
-                        columns[column.name] = value
+                columns = self._column_values(values)
                 written.update(columns)
                 connection = await session.connection()
                 await self._check_links(connection, links)
@@ -360,7 +349,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             record = self.rows.record(created, links=False)
             for link in self.rows.links:  # a new row has the links just written, or none
                 record[link.field] = sorted(links.get(link.field, []))
-            location = str(request.url_for(f"{self.resource.name}-get", id=item_id))
+            location = self._location(request, item_id)
             return self.rows.response(
                 record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
             )
@@ -436,6 +425,41 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             return DeleteAllResult(deleted=result.rowcount or 0)
 
         return route
+
+    def _column_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The INSERT's columns: `values` plus the table's defaults for what it leaves out.
+
+        A derived Create schema already holds every rule of the table's fields, so its values
+        need no second validation; a Create schema from the registry may not, so the table
+        model validates those (and fills its defaults) as an ORM insert would.
+        """
+        if self._defaults is not None:
+            columns = {k: v for k, v in values.items() if k in self.table.columns}
+            for name, make in self._defaults:
+                if name not in columns:
+                    columns[name] = make()
+            return columns
+        try:
+            # A namespace, not a dict: sqlmodel reads relationships with getattr, and a
+            # dict's `items` method would land in a relationship named `items`.
+            row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from None
+        columns = {}
+        for column in self.table.columns:
+            value = getattr(row, column.name, None)
+            if value is not None or column.name in values:
+                columns[column.name] = value
+        return columns
+
+    def _location(self, request: Request, item_id: Any) -> str:
+        """The created row's URL (the route's path is looked up once, not per request)."""
+        if self._item_path is None:
+            path = request.app.url_path_for(f"{self.resource.name}-get", id=0)
+            self._item_path = str(path).removesuffix("0")
+        return f"{str(request.base_url).rstrip('/')}{self._item_path}{item_id}"
 
     # Hooks -------------------------------------------------------------------------------
 
@@ -611,6 +635,30 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             if is_data_exception(exc):
                 raise invalid(["query"], "a value cannot be used by the database") from None
             raise
+
+
+def _insert_defaults(
+    resource: ResourceOptions, create: type[BaseModel]
+) -> list[tuple[str, Callable[[], Any]]] | None:
+    """Defaults of the columns a derived Create schema leaves out (`created_at`, ...).
+
+    None for a Create schema from the registry: the table model then validates each row.
+    """
+    if resource.create_schema is not None:
+        return None
+    defaults: list[tuple[str, Callable[[], Any]]] = []
+    for name, info in resource.model.model_fields.items():
+        if name not in resource.table.columns or name in create.model_fields:
+            continue
+        if info.default_factory is not None:
+            defaults.append((name, info.default_factory))  # type: ignore[arg-type]
+        elif info.default is not None and not info.is_required():
+            defaults.append((name, functools.partial(_same, info.default)))
+    return defaults
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _name(constraint: Any) -> str | None:
