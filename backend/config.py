@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=25, ge=1)
     page_size_max: int = Field(default=1000, ge=1)
     anonymous_read: bool = False
+    # `Prefer: count=estimated` on an unfiltered list uses PostgreSQL's row estimate for tables
+    # of at least this many rows (smaller ones are counted exactly, which is cheap).
+    estimated_count_min_rows: int = Field(default=10_000, ge=0)
     access_token_expire_minutes: int = Field(default=60, ge=1)
     # Admin
     admin_title: str = "Tablestack admin"

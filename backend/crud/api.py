@@ -19,7 +19,7 @@ from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
 
 API_PREFIX = "/api"
-EXPOSED_HEADERS = ["X-Total-Count", "Content-Range", "Location"]
+EXPOSED_HEADERS = ["X-Total-Count", "Content-Range", "Location", "Preference-Applied"]
 
 
 def build_api_router(
@@ -44,7 +44,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Accept", "Range"],
+        allow_headers=["Authorization", "Content-Type", "Accept", "Range", "Prefer"],
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )

@@ -18,7 +18,18 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, Table, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Column,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
@@ -124,7 +135,10 @@ fields only), `isnull` (`true`/`false`)); `q=` searches {search}. Sort with
 react-admin's simple REST dialect works on the same route: `sort=["price","DESC"]`,
 `range=[0,24]`, `filter={{"q":"lamp","category_id":3,"id":[1,2,3]}}`.
 
-The total is in `X-Total-Count` and `Content-Range`.
+The total is in `X-Total-Count` and `Content-Range`: an exact count, unless the request says
+`Prefer: count=estimated` (as PostgREST): an unfiltered list of a large table on PostgreSQL
+then gives the planner's row estimate (exact once the page reaches the end) and answers
+`Preference-Applied: count=estimated`.
 """
 
 
@@ -281,38 +295,31 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         skip, limit = page
             parser.raise_errors()
 
-            # One round trip: the page, each row carrying the total (an uncorrelated scalar
-            # subquery, computed once). Only a page past the end needs a second query.
-            total_column = (
-                select(func.count()).select_from(self.table).where(*where).scalar_subquery()
-            )
-            statement = (
-                self.rows.select(total_column)
-                .where(*where)
-                .order_by(*order_by)
-                .offset(skip)
-                .limit(limit)
-            )
             async with self._reading(session):
                 connection = await session.connection()
-                rows = (await connection.execute(statement)).all()
-                if rows:
-                    total = rows[0][-1]
-                elif skip == 0:
-                    total = 0
+                estimate = None
+                if not where and _prefers_estimated_count(request):
+                    estimate = await self._row_estimate(connection)
+                if estimate is not None:
+                    statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
+                    rows = (await connection.execute(statement)).all()
+                    # Exact when the page shows the end; never below what the page shows.
+                    end = skip + len(rows)
+                    total = end if 0 < len(rows) < limit else max(estimate, end)
                 else:
-                    count = select(func.count()).select_from(self.table).where(*where)
-                    total = (await connection.execute(count)).scalar_one()
+                    rows, total = await self._page_and_total(
+                        connection, where, order_by, skip, limit
+                    )
                 records = self.rows.records(rows)
             first, last = skip, skip + len(records) - 1
             shown = f"{first}-{last}" if records else "*"
-            return self.rows.response(
-                records,
-                headers={
-                    "X-Total-Count": str(total),
-                    "Content-Range": f"{self.resource.name} {shown}/{total}",
-                },
-            )
+            headers = {
+                "X-Total-Count": str(total),
+                "Content-Range": f"{self.resource.name} {shown}/{total}",
+            }
+            if estimate is not None:
+                headers["Preference-Applied"] = "count=estimated"
+            return self.rows.response(records, headers=headers)
 
         return route
 
@@ -507,6 +514,44 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             record[name] = sorted(ids)
         return self.rows.response(record)
 
+    async def _page_and_total(
+        self,
+        connection: AsyncConnection,
+        where: list[Any],
+        order_by: list[Any],
+        skip: int,
+        limit: int,
+    ) -> tuple[list[Any], int]:
+        """A page and the exact total in one round trip, each row carrying the total (an
+        uncorrelated scalar subquery, computed once). Only a page past the end counts again."""
+        count = select(func.count()).select_from(self.table).where(*where)
+        statement = (
+            self.rows.select(count.scalar_subquery())
+            .where(*where)
+            .order_by(*order_by)
+            .offset(skip)
+            .limit(limit)
+        )
+        rows = list((await connection.execute(statement)).all())
+        if rows:
+            return rows, int(rows[0][-1])
+        if skip == 0:
+            return rows, 0
+        return rows, int((await connection.execute(count)).scalar_one())
+
+    async def _row_estimate(self, connection: AsyncConnection) -> int | None:
+        """PostgreSQL's estimate of the table's rows (as PostgREST's `count=estimated`).
+
+        None where there is no estimate (SQLite, a table never analysed) or the table is
+        small enough to count exactly.
+        """
+        if self.settings.is_sqlite:
+            return None
+        found = (await connection.execute(_RELTUPLES, {"table": self.table.name})).scalar()
+        if found is None or found < max(self.settings.estimated_count_min_rows, 0):
+            return None  # reltuples is -1 before the first ANALYZE
+        return int(found)
+
     @staticmethod
     async def _execute(session: AsyncSession, statement: Any) -> Any:
         """Run a Core statement on the session's connection (no ORM on the way)."""
@@ -655,6 +700,18 @@ def _insert_defaults(
         elif info.default is not None and not info.is_required():
             defaults.append((name, functools.partial(_same, info.default)))
     return defaults
+
+
+_RELTUPLES = text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:table)")
+
+
+def _prefers_estimated_count(request: Request) -> bool:
+    """Whether the request's `Prefer` header asks for `count=estimated` (RFC 7240)."""
+    prefer = request.headers.get("prefer")
+    if not prefer:
+        return False
+    preferences = (p.split(";")[0].strip().lower() for p in prefer.split(","))
+    return "count=estimated" in preferences
 
 
 def _same(value: Any) -> Any:
