@@ -177,8 +177,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             .returning(*self.rows.selected)
         )
         # The routes' one dependency: the session, handed over after the role check.
-        self._reader = Depends(session_for_role(resource.read_role, read=True))
-        self._writer = Depends(session_for_role(resource.write_role))
+        # scope="function": the session closes (its connection back in the pool) as soon as
+        # the route returns, not after the response has been sent; the routes answer with
+        # bytes already encoded, so nothing needs the session later.
+        self._reader = Depends(session_for_role(resource.read_role, read=True), scope="function")
+        self._writer = Depends(session_for_role(resource.write_role), scope="function")
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
