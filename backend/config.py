@@ -30,9 +30,14 @@ class Settings(BaseSettings):
     # SQLite
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     # PostgreSQL pool
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
-    db_pool_pre_ping: bool = True
+    # A fixed pool by default: overflow connections are closed as soon as they are returned,
+    # so under a load above the pool size they connect and disconnect (a PostgreSQL backend
+    # forked, types introspected) on almost every request. Requests past the pool wait in line.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
+    # Off: a ping is a round trip on every checkout, i.e. on every request. A connection the
+    # server dropped fails one request, and SQLAlchemy then replaces the whole pool.
+    db_pool_pre_ping: bool = False
     db_pool_recycle_s: int = Field(default=1800, ge=-1)
     db_echo: bool = False
     # API
@@ -40,6 +45,9 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=25, ge=1)
     page_size_max: int = Field(default=1000, ge=1)
     anonymous_read: bool = False
+    # `Prefer: count=estimated` on an unfiltered list uses PostgreSQL's row estimate for tables
+    # of at least this many rows (smaller ones are counted exactly, which is cheap).
+    estimated_count_min_rows: int = Field(default=10_000, ge=0)
     access_token_expire_minutes: int = Field(default=60, ge=1)
     # Admin
     admin_title: str = "Tablestack admin"

@@ -13,8 +13,8 @@ FASTCRUD = "fastcrud"
 TABLESTACK = "tablestack"
 MB = 1024 * 1024
 ADMIN_PAGES = {
-    "list": "products list `/admin/products/list`",
-    "edit": "product edit `/admin/products/edit/{id}`",
+    "list": "products list `/admin/product/list`",
+    "edit": "product edit `/admin/product/edit/{id}`",
 }
 
 

@@ -20,7 +20,10 @@ async def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: obj
 
 def test_postgres_pool_settings_are_applied() -> None:
     settings = Settings(
-        database_url="postgresql+asyncpg://u@127.0.0.1/x", db_pool_size=3, db_max_overflow=2
+        database_url="postgresql+asyncpg://u@127.0.0.1/x",
+        db_pool_size=3,
+        db_max_overflow=2,
+        db_pool_pre_ping=True,
     )
     engine = create_engine(settings)
     assert engine.pool.size() == 3  # type: ignore[attr-defined]

@@ -6,15 +6,19 @@ revoked token is always 401 (never silently anonymous). A signed-in user whose r
 low gets 403.
 """
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.auth.tokens import InvalidToken, read_access_token
 from backend.config import Settings
-from backend.db import SessionDep
+from backend.db import SessionDep, get_database
 from backend.models import Role, User
 
 # Named "bearer" in the OpenAPI document; clients send `Authorization: Bearer <jwt>`.
@@ -34,8 +38,8 @@ def unauthorized(detail: str, *, error: str | None = None) -> HTTPException:
     )
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with (async: a sync dependency costs a thread hop)."""
     settings: Settings = request.app.state.settings
     return settings
 
@@ -66,6 +70,52 @@ async def optional_user(
 OptionalUserDep = Annotated[User | None, Depends(optional_user)]
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as far as a role check needs: read fresh from `users` on every call."""
+
+    id: int
+    role: Role
+
+
+_users: Table = User.__table__  # type: ignore[attr-defined]
+# One small Core query by primary key (compiled once): roles and deactivation apply at once.
+_CALLER = select(_users.c.role, _users.c.is_active).where(_users.c.id == bindparam("user_id"))
+
+
+async def read_caller(
+    session: AsyncSession,
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+) -> Caller | None:
+    """The caller's id and role, None without a token; 401 for a token that fails."""
+    if credentials is None:
+        return None
+    try:
+        user_id = read_access_token(credentials.credentials, settings)
+    except InvalidToken:
+        raise unauthorized("Invalid or expired token", error="invalid_token") from None
+    connection = await session.connection()
+    found: Any = (await connection.execute(_CALLER, {"user_id": user_id})).first()
+    if found is None or not found.is_active:
+        raise unauthorized(
+            "The token's user no longer exists or is inactive", error="invalid_token"
+        )
+    return Caller(user_id, Role(found.role))
+
+
+async def optional_caller(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Caller | None:
+    """The caller's id and role, None without a token; 401 for a token that fails."""
+    return await read_caller(session, settings, credentials)
+
+
+OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
+
+
 async def current_user(user: OptionalUserDep) -> User:
     """The signed-in user; 401 when the call carries no token."""
     if user is None:
@@ -76,22 +126,57 @@ async def current_user(user: OptionalUserDep) -> User:
 CurrentUserDep = Annotated[User, Depends(current_user)]
 
 
-def require_role(required: Role, *, read: bool = False) -> Callable[..., Awaitable[User | None]]:
+def require_role(required: Role, *, read: bool = False) -> Callable[..., Awaitable[Caller | None]]:
     """A dependency admitting users whose role is at least `required`.
 
     With `read=True` and `ANONYMOUS_READ` on, anonymous callers pass when `required` is viewer.
     """
 
-    async def check_role(user: OptionalUserDep, settings: SettingsDep) -> User | None:
-        if user is None:
-            if read and settings.anonymous_read and required is Role.viewer:
-                return None
-            raise unauthorized("Not authenticated")
-        if not user.role.allows(required):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"Role {user.role.value!r} may not do this; it needs {required.value!r}",
-            )
-        return user
+    async def check_role(user: OptionalCallerDep, settings: SettingsDep) -> Caller | None:
+        return admit(user, settings, required, read=read)
 
     return check_role
+
+
+def admit(
+    caller: Caller | None, settings: Settings, required: Role, *, read: bool
+) -> Caller | None:
+    """`caller` when their role is at least `required`; 401 / 403 otherwise."""
+    if caller is None:
+        if read and settings.anonymous_read and required is Role.viewer:
+            return None
+        raise unauthorized("Not authenticated")
+    if not caller.role.allows(required):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"Role {caller.role.value!r} may not do this; it needs {required.value!r}",
+        )
+    return caller
+
+
+def session_for_role(
+    required: Role, *, read: bool = False
+) -> Callable[..., AsyncIterator[AsyncSession]]:
+    """The request's session, given only to a caller whose role is at least `required`.
+
+    `require_role` and `SessionDep` in one dependency: FastAPI's cost per request grows with
+    the number of dependencies a route has, and the generated routes need no others. Reads on
+    PostgreSQL run without BEGIN/ROLLBACK (autocommit): each statement of a READ COMMITTED
+    transaction takes its own snapshot anyway, and a list page and its total are one statement.
+    """
+
+    async def role_session(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> AsyncIterator[AsyncSession]:
+        settings: Settings = request.app.state.settings
+        async with get_database(request).api_sessions() as session:
+            if read and isinstance(session.bind, AsyncEngine) and not settings.is_sqlite:
+                await session.connection(execution_options=_AUTOCOMMIT)
+            admit(await read_caller(session, settings, credentials), settings, required, read=read)
+            yield session
+
+    return role_session
+
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}

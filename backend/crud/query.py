@@ -21,10 +21,10 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Numeric, and_, false, literal, or_, true
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Column, Numeric, and_, false, literal, or_, true
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
+from backend.crud.rows import has_linked
 from backend.crud.schemas import (
     INT32_BOUNDS,
     ManyToMany,
@@ -63,7 +63,7 @@ class FieldSpec:
 
     name: str
     python_type: type
-    column: InstrumentedAttribute[Any] | None = None
+    column: Column[Any] | None = None
     nullable: bool = False
     bounds: tuple[int, int] | None = None
     link: ManyToMany | None = None
@@ -151,7 +151,7 @@ def field_specs(resource: ResourceOptions) -> dict[str, FieldSpec]:
         specs[column.name] = FieldSpec(
             name=column.name,
             python_type=python_type,
-            column=getattr(resource.model, column.name),
+            column=column,
             nullable=bool(column.nullable),
             bounds=bounds,
         )
@@ -303,12 +303,9 @@ class ListParser:
         return [part.strip() for part in text.split(",")] if text.strip() else []
 
     def _has_linked(self, link: ManyToMany, ids: list[Any]) -> ColumnElement[bool]:
-        relationship = getattr(self.resource.model, link.relationship)
-        target_pk = getattr(link.target, "id")  # noqa: B009  (the target's primary key)
         if not ids:
             return false()
-        condition: ColumnElement[bool] = relationship.any(target_pk.in_(ids))
-        return condition
+        return has_linked(self.resource, link, ids)
 
     def search(self, raw: str, *, loc: tuple[str, ...] = ("q",)) -> ColumnElement[bool] | None:
         """`q=`: every word must appear in one of the resource's search fields."""
@@ -318,7 +315,7 @@ class ListParser:
             self.error(loc, exc.msg, raw)
             return None
         columns = [
-            getattr(self.resource.model, name)
+            self.resource.table.columns[name]
             for name in self.resource.search_fields
             if name in self.specs
         ]
@@ -367,7 +364,9 @@ class ListParser:
         for name, descending in fields:
             spec = self.specs.get(name)
             if spec is None or spec.column is None:
-                sortable = ", ".join(n for n, s in sorted(self.specs.items()) if s.column)
+                sortable = ", ".join(
+                    n for n, s in sorted(self.specs.items()) if s.column is not None
+                )
                 self.error(("sort",), f"cannot sort on {name!r}; sortable fields: {sortable}", raw)
                 continue
             if name in seen:
@@ -378,7 +377,7 @@ class ListParser:
             order.append(column.desc().nulls_first() if descending else column.asc().nulls_last())
         pk = self.resource.primary_key
         if pk not in seen:
-            order.append(getattr(self.resource.model, pk).asc())
+            order.append(self.resource.table.columns[pk].asc())
         return order
 
     # Pagination --------------------------------------------------------------------------
@@ -420,7 +419,7 @@ def _escape_like(text: str) -> str:
 
 
 def _like(
-    column: InstrumentedAttribute[Any], pattern: str, *, case_insensitive: bool, dialect: str
+    column: Column[Any], pattern: str, *, case_insensitive: bool, dialect: str
 ) -> ColumnElement[bool]:
     """SQL LIKE (`%` any run, `_` one character, `\\` escapes); case-sensitive unless `ilike`.
 

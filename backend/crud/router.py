@@ -6,6 +6,7 @@ primary key type are always given). Route callables are annotated with `self._pk
 the derived schemas at runtime, so this module must not use `from __future__ import annotations`.
 """
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,14 +18,25 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Column, delete, func, literal
+from sqlalchemy import (
+    Column,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import selectinload
-from sqlmodel import SQLModel, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from backend.auth.dependencies import require_role
+from backend.auth.dependencies import session_for_role
 from backend.auth.passwords import hash_password
 from backend.config import Settings
 from backend.crud.errors import (
@@ -39,13 +51,13 @@ from backend.crud.errors import (
     not_found,
 )
 from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
+from backend.crud.rows import LinkTable, row_shape
 from backend.crud.schemas import (
     derive_replace_schema,
     derive_schemas,
     integer_bounds,
     write_only_fields,
 )
-from backend.db import SessionDep
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
@@ -123,7 +135,10 @@ fields only), `isnull` (`true`/`false`)); `q=` searches {search}. Sort with
 react-admin's simple REST dialect works on the same route: `sort=["price","DESC"]`,
 `range=[0,24]`, `filter={{"q":"lamp","category_id":3,"id":[1,2,3]}}`.
 
-The total is in `X-Total-Count` and `Content-Range`.
+The total is in `X-Total-Count` and `Content-Range`: an exact count, unless the request says
+`Prefer: count=estimated` (as PostgREST): an unfiltered list of a large table on PostgreSQL
+then gives the planner's row estimate (exact once the page reaches the end) and answers
+`Preference-Applied: count=estimated`.
 """
 
 
@@ -148,27 +163,39 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self._pk_type: Any = Annotated[
             int, Path(ge=low, le=high, description=f"The {resource.name} row's id")
         ]
-        self._pk_column = getattr(self.model, resource.primary_key)
-        self._eager = [
-            selectinload(getattr(self.model, link.relationship))
-            for link in self.schemas.many_to_many
-        ]
-        read = [Depends(require_role(resource.read_role, read=True))]
-        write = [Depends(require_role(resource.write_role))]
+        self.table: Table = resource.table
+        self._pk_column = self.table.columns[resource.primary_key]
+        self.rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
+        self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
+        # Built once: the compiled cache then serves every request's SQL.
+        self._defaults = _insert_defaults(resource, self.schemas.create)
+        self._item_path: str | None = None
+        self._insert_row = insert(self.table).returning(*self.rows.columns)  # no links yet
+        self._update_row = (
+            update(self.table)
+            .where(self._pk_column == bindparam("tablestack_row_pk"))
+            .returning(*self.rows.selected)
+        )
+        # The routes' one dependency: the session, handed over after the role check.
+        # scope="function": the session closes (its connection back in the pool) as soon as
+        # the route returns, not after the response has been sent; the routes answer with
+        # bytes already encoded, so nothing needs the session later.
+        self._reader = Depends(session_for_role(resource.read_role, read=True), scope="function")
+        self._writer = Depends(session_for_role(resource.write_role), scope="function")
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
             update_schema=self.schemas.update,
             prefix=resource.name,
             tags=[resource.label],
-            get_all_route=read,
-            get_one_route=read,
-            create_route=write,
-            update_route=write,
-            delete_one_route=write,
-            delete_all_route=write if resource.delete_all else False,
+            get_all_route=True,
+            get_one_route=True,
+            create_route=True,
+            update_route=True,
+            delete_one_route=True,
+            delete_all_route=resource.delete_all,
         )
-        self._add_api_route("/{item_id}", self._patch(), methods=["PATCH"], dependencies=write)
+        self._add_api_route("/{item_id}", self._patch(), methods=["PATCH"], dependencies=True)
 
     # Route registration ------------------------------------------------------------------
 
@@ -219,12 +246,12 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
     # Routes ------------------------------------------------------------------------------
 
     def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        reader = self._reader
         settings = self.settings
 
         async def route(
             request: Request,
-            response: Response,
-            session: SessionDep,
+            session: Annotated[AsyncSession, reader],
             skip: Annotated[
                 int, Query(ge=0, le=2**62, description="Rows to skip before the page")
             ] = 0,
@@ -271,77 +298,82 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         skip, limit = page
             parser.raise_errors()
 
-            total = await self._scalar(
-                session, select(func.count()).select_from(self.model).where(*where)
-            )
-            statement = (
-                select(self.model)
-                .where(*where)
-                .order_by(*order_by)
-                .offset(skip)
-                .limit(limit)
-                .options(*self._eager)
-            )
             async with self._reading(session):
-                rows = list((await session.exec(statement)).all())
-            response.headers["X-Total-Count"] = str(total)
-            first, last = skip, skip + len(rows) - 1
-            shown = f"{first}-{last}" if rows else "*"
-            response.headers["Content-Range"] = f"{self.resource.name} {shown}/{total}"
-            return [self.schemas.read.model_validate(row) for row in rows]
+                connection = await session.connection()
+                estimate = None
+                if not where and _prefers_estimated_count(request):
+                    estimate = await self._row_estimate(connection)
+                if estimate is not None:
+                    statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
+                    rows = (await connection.execute(statement)).all()
+                    # Exact when the page shows the end; never below what the page shows.
+                    end = skip + len(rows)
+                    total = end if 0 < len(rows) < limit else max(estimate, end)
+                else:
+                    rows, total = await self._page_and_total(
+                        connection, where, order_by, skip, limit
+                    )
+                records = self.rows.records(rows)
+            first, last = skip, skip + len(records) - 1
+            shown = f"{first}-{last}" if records else "*"
+            headers = {
+                "X-Total-Count": str(total),
+                "Content-Range": f"{self.resource.name} {shown}/{total}",
+            }
+            if estimate is not None:
+                headers["Preference-Applied"] = "count=estimated"
+            return self.rows.response(records, headers=headers)
 
         return route
 
     def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        reader = self._reader
         pk_type = self._pk_type
 
-        async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
-            return self.schemas.read.model_validate(await self._load(session, id))
+        async def route(id: pk_type, session: Annotated[AsyncSession, reader]) -> Any:  # type: ignore[valid-type]
+            return self.rows.response(await self._load(session, id))
 
         return route
 
     def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        writer = self._writer
         create_schema = self.create_schema
 
         async def route(
             payload: create_schema,  # type: ignore[valid-type]
             request: Request,
-            response: Response,
-            session: SessionDep,
+            session: Annotated[AsyncSession, writer],
         ) -> Any:
             data = payload.model_dump()  # type: ignore[attr-defined]
-            async with self._writing(session):
-                links = await self._take_links(session, data)
+            async with self._writing(session) as written:
+                links = self._pop_links(data)
                 values = await self.prepare_values(data)
-                await self._check_references(session, values)
-                try:
-                    # A namespace, not a dict: sqlmodel reads relationships with getattr, and
-                    # a dict's `items` method would land in a relationship named `items`.
-                    row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
-                except ValidationError as exc:
-                    raise RequestValidationError(
-                        [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-                    ) from None
-                for relationship, targets in links.items():
-                    setattr(row, relationship, targets)
-                session.add(row)
+                columns = self._column_values(values)
+                written.update(columns)
+                connection = await session.connection()
+                await self._check_links(connection, links)
+                created = (await connection.execute(self._insert_row, columns)).one()
+                item_id = created[self.rows.names.index(self._pk)]
+                await self._replace_links(connection, item_id, links, new=True)
                 await session.commit()
-            item_id = getattr(row, self._pk)
-            created = await self._load(session, item_id)
-            response.headers["Location"] = str(
-                request.url_for(f"{self.resource.name}-get", id=item_id)
+            record = self.rows.record(created, links=False)
+            for link in self.rows.links:  # a new row has the links just written, or none
+                record[link.field] = sorted(links.get(link.field, []))
+            location = self._location(request, item_id)
+            return self.rows.response(
+                record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
             )
-            return self.schemas.read.model_validate(created)
 
         return route
 
     def _update(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        writer = self._writer
         replace_schema, pk_type = self.replace_schema, self._pk_type
 
         async def route(
             id: pk_type,  # type: ignore[valid-type]
             payload: replace_schema,  # type: ignore[valid-type]
-            session: SessionDep,
+            session: Annotated[AsyncSession, writer],
         ) -> Any:
             data = payload.model_dump(exclude=self.read_only)  # type: ignore[attr-defined]
             for name in self.write_only:  # left out: keep what is stored
@@ -352,12 +384,13 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _patch(self) -> Callable[..., Any]:
+        writer = self._writer
         update_schema, pk_type = self.update_schema, self._pk_type
 
         async def route(
             id: pk_type,  # type: ignore[valid-type]
             payload: update_schema,  # type: ignore[valid-type]
-            session: SessionDep,
+            session: Annotated[AsyncSession, writer],
         ) -> Any:
             data = payload.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
             columns = self.resource.table.columns
@@ -373,33 +406,70 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _delete_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        writer = self._writer
         pk_type = self._pk_type
 
-        async def route(id: pk_type, session: SessionDep) -> Any:  # type: ignore[valid-type]
-            row = await self._load(session, id)
-            deleted = self.schemas.read.model_validate(row)
+        async def route(id: pk_type, session: Annotated[AsyncSession, writer]) -> Any:  # type: ignore[valid-type]
+            deleted = await self._load(session, id)
             try:
                 async with self._writing(session, where="path"):
                     # Core DELETE: the database applies ON DELETE rules; the ORM would try to
                     # load and detach related rows instead.
-                    await session.exec(delete(self.model).where(self._pk_column == id))
+                    await self._execute(session, delete(self.table).where(self._pk_column == id))
                     await session.commit()
             except HTTPException as exc:
                 if exc.status_code == status.HTTP_409_CONFLICT:
                     raise await self._still_referenced(session, id) from None
                 raise
-            return deleted
+            return self.rows.response(deleted)
 
         return route
 
     def _delete_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        async def route(session: SessionDep) -> DeleteAllResult:
+        writer = self._writer
+
+        async def route(session: Annotated[AsyncSession, writer]) -> DeleteAllResult:
             async with self._writing(session, where="path"):
-                result = await session.exec(delete(self.model))
+                result: Any = await self._execute(session, delete(self.table))
                 await session.commit()
             return DeleteAllResult(deleted=result.rowcount or 0)
 
         return route
+
+    def _column_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The INSERT's columns: `values` plus the table's defaults for what it leaves out.
+
+        A derived Create schema already holds every rule of the table's fields, so its values
+        need no second validation; a Create schema from the registry may not, so the table
+        model validates those (and fills its defaults) as an ORM insert would.
+        """
+        if self._defaults is not None:
+            columns = {k: v for k, v in values.items() if k in self.table.columns}
+            for name, make in self._defaults:
+                if name not in columns:
+                    columns[name] = make()
+            return columns
+        try:
+            # A namespace, not a dict: sqlmodel reads relationships with getattr, and a
+            # dict's `items` method would land in a relationship named `items`.
+            row = self.model.model_validate(SimpleNamespace(**values), from_attributes=True)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from None
+        columns = {}
+        for column in self.table.columns:
+            value = getattr(row, column.name, None)
+            if value is not None or column.name in values:
+                columns[column.name] = value
+        return columns
+
+    def _location(self, request: Request, item_id: Any) -> str:
+        """The created row's URL (the route's path is looked up once, not per request)."""
+        if self._item_path is None:
+            path = request.app.url_path_for(f"{self.resource.name}-get", id=0)
+            self._item_path = str(path).removesuffix("0")
+        return f"{str(request.base_url).rstrip('/')}{self._item_path}{item_id}"
 
     # Hooks -------------------------------------------------------------------------------
 
@@ -421,56 +491,116 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     # Helpers -----------------------------------------------------------------------------
 
-    async def _change(self, session: AsyncSession, item_id: int, data: dict[str, Any]) -> Any:
-        row = await self._load(session, item_id)
-        async with self._writing(session):
-            links = await self._take_links(session, data)
+    async def _change(self, session: AsyncSession, item_id: int, data: dict[str, Any]) -> Response:
+        """UPDATE ... RETURNING the changed row (a SELECT when only links change)."""
+        async with self._writing(session) as written:
+            links = self._pop_links(data)
             values = await self.prepare_values(data)
-            await self._check_references(session, values)
-            for name, value in values.items():
-                setattr(row, name, value)
-            for relationship, targets in links.items():
-                setattr(row, relationship, targets)
-            session.add(row)
+            written.update(values)
+            connection = await session.connection()
+            if values:
+                # The SET clause follows the parameters' keys: one prebuilt statement, whose
+                # cache key is computed once, serves every combination of fields.
+                parameters = {**values, "tablestack_row_pk": item_id}
+                found = (await connection.execute(self._update_row, parameters)).first()
+            else:
+                found = (
+                    await connection.execute(self.rows.select_one, {"item_id": item_id})
+                ).first()
+            if found is None:
+                raise not_found(self.resource.name, item_id)
+            await self._check_links(connection, links)
+            await self._replace_links(connection, item_id, links, new=False)
             await session.commit()
-        return self.schemas.read.model_validate(await self._load(session, item_id))
+        record = self.rows.record(found)
+        for name, ids in links.items():  # as just written (the row showed the previous ones)
+            record[name] = sorted(ids)
+        return self.rows.response(record)
 
-    async def _load(self, session: AsyncSession, item_id: int) -> Any:
+    async def _page_and_total(
+        self,
+        connection: AsyncConnection,
+        where: list[Any],
+        order_by: list[Any],
+        skip: int,
+        limit: int,
+    ) -> tuple[list[Any], int]:
+        """A page and the exact total in one round trip, each row carrying the total (an
+        uncorrelated scalar subquery, computed once). Only a page past the end counts again."""
+        count = select(func.count()).select_from(self.table).where(*where)
         statement = (
-            select(self.model)
-            .where(self._pk_column == item_id)
-            .options(*self._eager)
-            .execution_options(populate_existing=True)
+            self.rows.select(count.scalar_subquery())
+            .where(*where)
+            .order_by(*order_by)
+            .offset(skip)
+            .limit(limit)
         )
+        rows = list((await connection.execute(statement)).all())
+        if rows:
+            return rows, int(rows[0][-1])
+        if skip == 0:
+            return rows, 0
+        return rows, int((await connection.execute(count)).scalar_one())
+
+    async def _row_estimate(self, connection: AsyncConnection) -> int | None:
+        """PostgreSQL's estimate of the table's rows (as PostgREST's `count=estimated`).
+
+        None where there is no estimate (SQLite, a table never analysed) or the table is
+        small enough to count exactly.
+        """
+        if self.settings.is_sqlite:
+            return None
+        found = (await connection.execute(_RELTUPLES, {"table": self.table.name})).scalar()
+        if found is None or found < max(self.settings.estimated_count_min_rows, 0):
+            return None  # reltuples is -1 before the first ANALYZE
+        return int(found)
+
+    @staticmethod
+    async def _execute(session: AsyncSession, statement: Any) -> Any:
+        """Run a Core statement on the session's connection (no ORM on the way)."""
+        connection = await session.connection()
+        return await connection.execute(statement)
+
+    async def _load(self, session: AsyncSession, item_id: int) -> dict[str, Any]:
         async with self._reading(session):
-            row = (await session.exec(statement)).first()
-        if row is None:
+            connection = await session.connection()
+            record = await self.rows.get(connection, item_id)
+        if record is None:
             raise not_found(self.resource.name, item_id)
-        return row
+        return record
 
-    async def _scalar(self, session: AsyncSession, statement: Any) -> Any:
-        async with self._reading(session):
-            return (await session.exec(statement)).one()
+    def _pop_links(self, data: dict[str, Any]) -> dict[str, list[Any]]:
+        """Take the `<name>_ids` fields out of `data`, without duplicates, in order."""
+        return {
+            name: list(dict.fromkeys(data.pop(name) or [])) for name in self._links if name in data
+        }
 
-    async def _take_links(
-        self, session: AsyncSession, data: dict[str, Any]
-    ) -> dict[str, list[Any]]:
-        """Pop `<name>_ids` fields and load their rows (one query each); 409 for unknown ids."""
-        links: dict[str, list[Any]] = {}
-        for link in self.schemas.many_to_many:
-            if link.field not in data:
+    async def _check_links(self, connection: AsyncConnection, links: dict[str, list[Any]]) -> None:
+        """409 naming the field when an id in `<name>_ids` has no row (one query per field)."""
+        for name, ids in links.items():
+            if not ids:
                 continue
-            ids = list(dict.fromkeys(data.pop(link.field) or []))
-            target_pk = getattr(link.target, "id")  # noqa: B009
-            rows = list((await session.exec(select(link.target).where(target_pk.in_(ids)))).all())
-            missing = sorted(set(ids) - {getattr(row, "id") for row in rows})  # noqa: B009
+            link = self._links[name]
+            statement = select(link.target_pk).where(link.target_pk.in_(ids))
+            found = set((await connection.execute(statement)).scalars())
+            missing = sorted(set(ids) - found)
             if missing:
-                table = link.target.__tablename__
+                table = link.target_table.name
                 raise _reference_conflict(
-                    link.field, f"no {table} row has id {', '.join(map(str, missing))}"
+                    name, f"no {table} row has id {', '.join(map(str, missing))}"
                 )
-            links[link.relationship] = rows
-        return links
+
+    async def _replace_links(
+        self, connection: AsyncConnection, item_id: Any, links: dict[str, list[Any]], *, new: bool
+    ) -> None:
+        """Make the link tables hold exactly `links` for this row."""
+        for name, ids in links.items():
+            link = self._links[name]
+            if not new:
+                await connection.execute(delete(link.table).where(link.owner == item_id))
+            if ids:
+                rows = [{link.owner.name: item_id, link.target.name: i} for i in ids]
+                await connection.execute(insert(link.table), rows)
 
     async def _check_references(self, session: AsyncSession, values: dict[str, Any]) -> None:
         """409 naming the field when a foreign key points at a missing row (one query each).
@@ -484,7 +614,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             for foreign_key in column.foreign_keys:
                 target: Column[Any] = foreign_key.column
                 statement = select(literal(1)).select_from(target.table).where(target == value)
-                if (await session.exec(statement.limit(1))).first() is None:
+                if (await self._execute(session, statement.limit(1))).first() is None:
                     raise _reference_conflict(
                         column.name,
                         f"no {target.table.name} row has {target.name} {value}",
@@ -504,7 +634,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     .where(foreign_key.parent == item_id)
                     .limit(1)
                 )
-                if (await session.exec(statement)).first() is not None:
+                if (await self._execute(session, statement)).first() is not None:
                     found.append(f"{table.name}.{foreign_key.parent.name}")
         where = ", ".join(sorted(found)) or "other rows"
         item = ConflictDetail(
@@ -515,13 +645,25 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return HTTPException(status.HTTP_409_CONFLICT, [item.model_dump()])
 
     @asynccontextmanager
-    async def _writing(self, session: AsyncSession, *, where: str = "body") -> AsyncIterator[None]:
-        """Roll back on any failure; integrity errors become 409s naming the field."""
+    async def _writing(
+        self, session: AsyncSession, *, where: str = "body"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Roll back on any failure; integrity errors become 409s naming the field.
+
+        The block puts the column values it writes in the dict it is given: a foreign key
+        that points at no row is then named by `_check_references`, after the fact, instead
+        of paying a query per foreign key on every write.
+        """
+        written: dict[str, Any] = {}
         try:
-            yield
+            yield written
         except IntegrityError as exc:
             await session.rollback()
-            raise error_from_violation(describe_integrity_error(exc), where=where) from None
+            violation = describe_integrity_error(exc)
+            if violation.kind == "foreign_key" and where == "body" and written:
+                await self._check_references(session, written)
+                await session.rollback()
+            raise error_from_violation(violation, where=where) from None
         except DBAPIError as exc:
             await session.rollback()
             if is_data_exception(exc):
@@ -541,6 +683,42 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             if is_data_exception(exc):
                 raise invalid(["query"], "a value cannot be used by the database") from None
             raise
+
+
+def _insert_defaults(
+    resource: ResourceOptions, create: type[BaseModel]
+) -> list[tuple[str, Callable[[], Any]]] | None:
+    """Defaults of the columns a derived Create schema leaves out (`created_at`, ...).
+
+    None for a Create schema from the registry: the table model then validates each row.
+    """
+    if resource.create_schema is not None:
+        return None
+    defaults: list[tuple[str, Callable[[], Any]]] = []
+    for name, info in resource.model.model_fields.items():
+        if name not in resource.table.columns or name in create.model_fields:
+            continue
+        if info.default_factory is not None:
+            defaults.append((name, info.default_factory))  # type: ignore[arg-type]
+        elif info.default is not None and not info.is_required():
+            defaults.append((name, functools.partial(_same, info.default)))
+    return defaults
+
+
+_RELTUPLES = text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:table)")
+
+
+def _prefers_estimated_count(request: Request) -> bool:
+    """Whether the request's `Prefer` header asks for `count=estimated` (RFC 7240)."""
+    prefer = request.headers.get("prefer")
+    if not prefer:
+        return False
+    preferences = (p.split(";")[0].strip().lower() for p in prefer.split(","))
+    return "count=estimated" in preferences
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _name(constraint: Any) -> str | None:

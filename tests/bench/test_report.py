@@ -114,4 +114,4 @@ def test_markdown_shows_admin_timings() -> None:
         [],
         rounds=3,
     )
-    assert "| products list `/admin/products/list` | 41.2 | 60.0 | 30 |" in text
+    assert "| products list `/admin/product/list` | 41.2 | 60.0 | 30 |" in text
