@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from backend.auth.routes import router as auth_router
 from backend.config import Settings
@@ -50,6 +50,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     )
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DBAPIError, _data_error)
+    app.add_exception_handler(ConnectionError, _database_unavailable)
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -63,9 +64,23 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    """The database could not be reached or dropped the connection: retry shortly.
+
+    The pool has already discarded the broken connection, so the retry gets a fresh one.
+    """
+    return JSONResponse(
+        {"detail": "The database is unavailable; retry shortly."},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     """Last line of defence for a value the database refused (no SQL in the answer)."""
     assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return await _database_unavailable(_request, exc)
     if not is_data_exception(exc):
         return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
     return JSONResponse(
