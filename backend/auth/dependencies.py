@@ -47,23 +47,34 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
+def _token_user_id(
+    credentials: HTTPAuthorizationCredentials | None, settings: Settings
+) -> int | None:
+    """The user id of a valid bearer token, None without one; 401 for a token that fails."""
+    if credentials is None:
+        return None
+    try:
+        return read_access_token(credentials.credentials, settings)
+    except InvalidToken:
+        raise unauthorized("Invalid or expired token", error="invalid_token") from None
+
+
+def _gone_user() -> HTTPException:
+    return unauthorized("The token's user no longer exists or is inactive", error="invalid_token")
+
+
 async def optional_user(
     session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> User | None:
     """The signed-in user, None when no bearer token was sent; 401 for a token that fails."""
-    if credentials is None:
+    user_id = _token_user_id(credentials, settings)
+    if user_id is None:
         return None
-    try:
-        user_id = read_access_token(credentials.credentials, settings)
-    except InvalidToken:
-        raise unauthorized("Invalid or expired token", error="invalid_token") from None
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
-        raise unauthorized(
-            "The token's user no longer exists or is inactive", error="invalid_token"
-        )
+        raise _gone_user()
     return user
 
 
@@ -89,18 +100,13 @@ async def read_caller(
     credentials: HTTPAuthorizationCredentials | None,
 ) -> Caller | None:
     """The caller's id and role, None without a token; 401 for a token that fails."""
-    if credentials is None:
+    user_id = _token_user_id(credentials, settings)
+    if user_id is None:
         return None
-    try:
-        user_id = read_access_token(credentials.credentials, settings)
-    except InvalidToken:
-        raise unauthorized("Invalid or expired token", error="invalid_token") from None
     connection = await session.connection()
     found: Any = (await connection.execute(_CALLER, {"user_id": user_id})).first()
     if found is None or not found.is_active:
-        raise unauthorized(
-            "The token's user no longer exists or is inactive", error="invalid_token"
-        )
+        raise _gone_user()
     return Caller(user_id, Role(found.role))
 
 
