@@ -118,4 +118,3 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
