@@ -1,18 +1,25 @@
 """The engine factory, the metadata naming convention and the per-request session dependency."""
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.config import Settings
+from backend.crud.connection import Connection, ConnectionSource
 
 # Stable constraint names, so migrations can drop and alter them. Set before any table exists.
 NAMING_CONVENTION = {
@@ -81,6 +88,8 @@ class Database:
         self.api_sessions = async_sessionmaker(class_=AsyncSession, expire_on_commit=False)
         # SQLAdmin reconfigures the factory it is given, so it gets one of its own.
         self.admin_sessions = async_sessionmaker(class_=SAAsyncSession, expire_on_commit=False)
+        # The generated routes' connections (no session): from the pool, compiled SQL cached.
+        self._connections = ConnectionSource()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -98,6 +107,13 @@ class Database:
         self.api_sessions.configure(bind=self._engine)
         self.admin_sessions.configure(bind=self._engine)
         return self._engine
+
+    def api_connection(self) -> AbstractAsyncContextManager[Connection]:
+        """One connection for a generated route: from the engine's pool or, when the API's
+        sessions are bound to a connection (a test's transaction), joined to that one."""
+        bound = self.api_sessions.kw.get("bind")
+        joined = bound if isinstance(bound, AsyncConnection) else None
+        return self._connections.connect(self.engine, joined)
 
     async def dispose(self) -> None:
         if self._engine is not None:

@@ -1,24 +1,22 @@
 """Who is calling, and whether their role may do what they ask.
 
-Every `/api` route depends on `require_role(...)`. A missing token is anonymous: allowed for
-reads of viewer-level resources when `ANONYMOUS_READ` is on, otherwise 401. A bad, expired or
-revoked token is always 401 (never silently anonymous). A signed-in user whose role is too
-low gets 403.
+Every generated `/api` route admits its caller with `admit(...)`. A missing token is
+anonymous: allowed for reads of viewer-level resources when `ANONYMOUS_READ` is on, otherwise
+401. A bad, expired or revoked token is always 401 (never silently anonymous). A signed-in
+user whose role is too low gets 403.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.auth.tokens import InvalidToken, read_access_token
 from backend.config import Settings
-from backend.db import SessionDep, get_database
+from backend.crud.connection import Connection
+from backend.db import SessionDep
 from backend.models import Role, User
 
 # Named "bearer" in the OpenAPI document; clients send `Authorization: Bearer <jwt>`.
@@ -47,7 +45,7 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _token_user_id(
+def token_user_id(
     credentials: HTTPAuthorizationCredentials | None, settings: Settings
 ) -> int | None:
     """The user id of a valid bearer token, None without one; 401 for a token that fails."""
@@ -69,7 +67,7 @@ async def optional_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> User | None:
     """The signed-in user, None when no bearer token was sent; 401 for a token that fails."""
-    user_id = _token_user_id(credentials, settings)
+    user_id = token_user_id(credentials, settings)
     if user_id is None:
         return None
     user = await session.get(User, user_id)
@@ -94,32 +92,12 @@ _users: Table = User.__table__  # type: ignore[attr-defined]
 _CALLER = select(_users.c.role, _users.c.is_active).where(_users.c.id == bindparam("user_id"))
 
 
-async def read_caller(
-    session: AsyncSession,
-    settings: Settings,
-    credentials: HTTPAuthorizationCredentials | None,
-) -> Caller | None:
-    """The caller's id and role, None without a token; 401 for a token that fails."""
-    user_id = _token_user_id(credentials, settings)
-    if user_id is None:
-        return None
-    connection = await session.connection()
-    found: Any = (await connection.execute(_CALLER, {"user_id": user_id})).first()
-    if found is None or not found.is_active:
+async def read_caller(connection: Connection, user_id: int) -> Caller:
+    """The caller's role, read now; 401 when the user is gone or inactive."""
+    found = await connection.first(_CALLER, {"user_id": user_id})
+    if found is None or not found[1]:
         raise _gone_user()
-    return Caller(user_id, Role(found.role))
-
-
-async def optional_caller(
-    session: SessionDep,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Caller | None:
-    """The caller's id and role, None without a token; 401 for a token that fails."""
-    return await read_caller(session, settings, credentials)
-
-
-OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
+    return Caller(user_id, Role(found[0]))
 
 
 async def current_user(user: OptionalUserDep) -> User:
@@ -130,18 +108,6 @@ async def current_user(user: OptionalUserDep) -> User:
 
 
 CurrentUserDep = Annotated[User, Depends(current_user)]
-
-
-def require_role(required: Role, *, read: bool = False) -> Callable[..., Awaitable[Caller | None]]:
-    """A dependency admitting users whose role is at least `required`.
-
-    With `read=True` and `ANONYMOUS_READ` on, anonymous callers pass when `required` is viewer.
-    """
-
-    async def check_role(user: OptionalCallerDep, settings: SettingsDep) -> Caller | None:
-        return admit(user, settings, required, read=read)
-
-    return check_role
 
 
 def admit(
@@ -158,31 +124,3 @@ def admit(
             f"Role {caller.role.value!r} may not do this; it needs {required.value!r}",
         )
     return caller
-
-
-def session_for_role(
-    required: Role, *, read: bool = False
-) -> Callable[..., AsyncIterator[AsyncSession]]:
-    """The request's session, given only to a caller whose role is at least `required`.
-
-    `require_role` and `SessionDep` in one dependency: FastAPI's cost per request grows with
-    the number of dependencies a route has, and the generated routes need no others. Reads on
-    PostgreSQL run without BEGIN/ROLLBACK (autocommit): each statement of a READ COMMITTED
-    transaction takes its own snapshot anyway, and a list page and its total are one statement.
-    """
-
-    async def role_session(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    ) -> AsyncIterator[AsyncSession]:
-        settings: Settings = request.app.state.settings
-        async with get_database(request).api_sessions() as session:
-            if read and isinstance(session.bind, AsyncEngine) and not settings.is_sqlite:
-                await session.connection(execution_options=_AUTOCOMMIT)
-            admit(await read_caller(session, settings, credentials), settings, required, read=read)
-            yield session
-
-    return role_session
-
-
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}

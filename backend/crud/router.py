@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
@@ -31,14 +32,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from backend.auth.dependencies import session_for_role
+from backend.auth.dependencies import admit, bearer_scheme, read_caller, token_user_id
 from backend.auth.passwords import hash_password
 from backend.config import Settings
+from backend.crud.connection import Connection
 from backend.crud.errors import (
     BAD_BODY,
     CONFLICT,
@@ -50,17 +50,22 @@ from backend.crud.errors import (
     is_data_exception,
     not_found,
 )
+from backend.crud.operation import Arguments, OperationRoute, served_by
 from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
-from backend.crud.rows import LinkTable, row_shape
+from backend.crud.rows import JSONBytesResponse, LinkTable, row_shape
 from backend.crud.schemas import (
     derive_replace_schema,
     derive_schemas,
     integer_bounds,
     write_only_fields,
 )
+from backend.db import get_database
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
+
+# Declares the bearer scheme on every route (OpenAPI `security`); the handlers read the token.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 class DeleteAllResult(BaseModel):
@@ -176,12 +181,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             .where(self._pk_column == bindparam("tablestack_row_pk"))
             .returning(*self.rows.selected)
         )
-        # The routes' one dependency: the session, handed over after the role check.
-        # scope="function": the session closes (its connection back in the pool) as soon as
-        # the route returns, not after the response has been sent; the routes answer with
-        # bytes already encoded, so nothing needs the session later.
-        self._reader = Depends(session_for_role(resource.read_role, read=True), scope="function")
-        self._writer = Depends(session_for_role(resource.write_role), scope="function")
+        self._delete_row = delete(self.table).where(self._pk_column == bindparam("item_id"))
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
@@ -194,6 +194,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             update_route=True,
             delete_one_route=True,
             delete_all_route=resource.delete_all,
+            route_class=OperationRoute,
         )
         self._add_api_route("/{item_id}", self._patch(), methods=["PATCH"], dependencies=True)
 
@@ -244,14 +245,17 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         )
 
     # Routes ------------------------------------------------------------------------------
+    # Each endpoint below declares the route's parameters (for FastAPI's OpenAPI document and
+    # validation) and hands them to its handler; `OperationRoute` calls the handler directly.
 
     def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        reader = self._reader
         settings = self.settings
+        handler = self._list
 
+        @served_by(handler)
         async def route(
             request: Request,
-            session: Annotated[AsyncSession, reader],
+            credentials: Credentials,
             skip: Annotated[
                 int, Query(ge=0, le=2**62, description="Rows to skip before the page")
             ] = 0,
@@ -276,36 +280,144 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 Query(description='react-admin: a JSON object, e.g. `{"q":"lamp","id":[1,2]}`'),
             ] = None,
         ) -> Any:
+            values = {"skip": skip, "limit": limit, "sort": sort, "q": q}
+            return await handler(request, Arguments({**values, "range": range, "filter": filter}))
+
+        return route
+
+    def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        pk_type, handler = self._pk_type, self._read_one
+
+        @served_by(handler)
+        async def route(request: Request, id: pk_type, credentials: Credentials) -> Any:  # type: ignore[valid-type]
+            return await handler(request, Arguments({"id": id}))
+
+        return route
+
+    def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        create_schema, handler = self.create_schema, self._insert
+
+        @served_by(handler)
+        async def route(
+            request: Request,
+            payload: create_schema,  # type: ignore[valid-type]
+            credentials: Credentials,
+        ) -> Any:
+            return await handler(request, Arguments({"payload": payload}))
+
+        return route
+
+    def _update(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        replace_schema, pk_type, handler = self.replace_schema, self._pk_type, self._replace
+
+        @served_by(handler)
+        async def route(
+            request: Request,
+            id: pk_type,  # type: ignore[valid-type]
+            payload: replace_schema,  # type: ignore[valid-type]
+            credentials: Credentials,
+        ) -> Any:
+            return await handler(request, Arguments({"id": id, "payload": payload}))
+
+        return route
+
+    def _patch(self) -> Callable[..., Any]:
+        update_schema, pk_type, handler = self.update_schema, self._pk_type, self._partial_update
+
+        @served_by(handler)
+        async def route(
+            request: Request,
+            id: pk_type,  # type: ignore[valid-type]
+            payload: update_schema,  # type: ignore[valid-type]
+            credentials: Credentials,
+        ) -> Any:
+            return await handler(request, Arguments({"id": id, "payload": payload}))
+
+        return route
+
+    def _delete_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        pk_type, handler = self._pk_type, self._remove
+
+        @served_by(handler)
+        async def route(request: Request, id: pk_type, credentials: Credentials) -> Any:  # type: ignore[valid-type]
+            return await handler(request, Arguments({"id": id}))
+
+        return route
+
+    def _delete_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        handler = self._remove_all
+
+        @served_by(handler)
+        async def route(request: Request, credentials: Credentials) -> DeleteAllResult:
+            return await handler(request, Arguments({}))  # type: ignore[return-value]
+
+        return route
+
+    # Handlers ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connect(
+        self, request: Request, arguments: Arguments, *, read: bool
+    ) -> AsyncIterator[Connection]:
+        """The request's connection, once the caller may do this; then the arguments' 422.
+
+        The token is checked before any connection is taken; the caller's role is read fresh
+        on the connection, so a role change or a deactivation applies to the next request.
+        """
+        required = self.resource.read_role if read else self.resource.write_role
+        user_id = token_user_id(await bearer_scheme(request), self.settings)
+        if user_id is None:
+            admit(None, self.settings, required, read=read)
+        async with get_database(request).api_connection() as connection:
+            if user_id is not None:
+                admit(await read_caller(connection, user_id), self.settings, required, read=read)
+            arguments.check()
+            yield connection
+
+    async def _read_one(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=True) as connection:
+            item_id = arguments.values["id"]
+            async with self._reading():
+                row = await connection.first(self.rows.select_one, {"item_id": item_id})
+        if row is None:
+            raise not_found(self.resource.name, item_id)
+        return self.rows.response(self.rows.record(row))
+
+    async def _list(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=True) as connection:
+            values = arguments.values
+            skip, limit = values["skip"], values["limit"]
             parser = ListParser(
                 self.resource,
-                dialect="sqlite" if settings.is_sqlite else "postgresql",
-                page_size_max=settings.page_size_max,
+                dialect="sqlite" if self.settings.is_sqlite else "postgresql",
+                page_size_max=self.settings.page_size_max,
             )
             where = parser.query_filters(request.query_params.multi_items())
-            if q is not None:
-                condition = parser.search(q)
+            if values["q"] is not None:
+                condition = parser.search(values["q"])
                 if condition is not None:
                     where.append(condition)
-            if filter is not None:
-                where.extend(parser.json_filter(filter))
-            order_by = parser.sort(sort)
-            if range is not None:
+            if values["filter"] is not None:
+                where.extend(parser.json_filter(values["filter"]))
+            order_by = parser.sort(values["sort"])
+            if values["range"] is not None:
                 if {"skip", "limit"} & set(request.query_params):
-                    parser.error(("range",), "give either range or skip/limit, not both", range)
+                    parser.error(
+                        ("range",), "give either range or skip/limit, not both", values["range"]
+                    )
                 else:
-                    page = parser.range(range)
+                    page = parser.range(values["range"])
                     if page is not None:
                         skip, limit = page
             parser.raise_errors()
 
-            async with self._reading(session):
-                connection = await session.connection()
+            async with self._reading():
                 estimate = None
                 if not where and _prefers_estimated_count(request):
                     estimate = await self._row_estimate(connection)
                 if estimate is not None:
                     statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
-                    rows = (await connection.execute(statement)).all()
+                    rows = await connection.all(statement)
                     # Exact when the page shows the end; never below what the page shows.
                     end = skip + len(rows)
                     total = end if 0 < len(rows) < limit else max(estimate, end)
@@ -313,86 +425,54 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     rows, total = await self._page_and_total(
                         connection, where, order_by, skip, limit
                     )
-                records = self.rows.records(rows)
-            first, last = skip, skip + len(records) - 1
-            shown = f"{first}-{last}" if records else "*"
-            headers = {
-                "X-Total-Count": str(total),
-                "Content-Range": f"{self.resource.name} {shown}/{total}",
-            }
-            if estimate is not None:
-                headers["Preference-Applied"] = "count=estimated"
-            return self.rows.response(records, headers=headers)
+        records = self.rows.records(rows)
+        first, last = skip, skip + len(records) - 1
+        shown = f"{first}-{last}" if records else "*"
+        headers = {
+            "X-Total-Count": str(total),
+            "Content-Range": f"{self.resource.name} {shown}/{total}",
+        }
+        if estimate is not None:
+            headers["Preference-Applied"] = "count=estimated"
+        return self.rows.response(records, headers=headers)
 
-        return route
+    async def _insert(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=False) as connection:
+            data = arguments.values["payload"].model_dump()
+            links = self._pop_links(data)
+            columns = self._column_values(await self.prepare_values(data))
+            async with self._writing(connection, columns):
+                if links:
+                    async with connection.atomic():
+                        await self._check_links(connection, links)
+                        created = await connection.first(self._insert_row, columns)
+                        assert created is not None  # INSERT ... RETURNING
+                        item_id = created[self.rows.names.index(self._pk)]
+                        await self._replace_links(connection, item_id, links, new=True)
+                else:
+                    created = await connection.first(self._insert_row, columns)
+                    assert created is not None
+                    item_id = created[self.rows.names.index(self._pk)]
+        record = self.rows.record(created, links=False)
+        for link in self.rows.links:  # a new row has the links just written, or none
+            record[link.field] = sorted(links.get(link.field, []))
+        location = self._location(request, item_id)
+        return self.rows.response(
+            record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
+        )
 
-    def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        reader = self._reader
-        pk_type = self._pk_type
-
-        async def route(id: pk_type, session: Annotated[AsyncSession, reader]) -> Any:  # type: ignore[valid-type]
-            return self.rows.response(await self._load(session, id))
-
-        return route
-
-    def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        writer = self._writer
-        create_schema = self.create_schema
-
-        async def route(
-            payload: create_schema,  # type: ignore[valid-type]
-            request: Request,
-            session: Annotated[AsyncSession, writer],
-        ) -> Any:
-            data = payload.model_dump()  # type: ignore[attr-defined]
-            async with self._writing(session) as written:
-                links = self._pop_links(data)
-                values = await self.prepare_values(data)
-                columns = self._column_values(values)
-                written.update(columns)
-                connection = await session.connection()
-                await self._check_links(connection, links)
-                created = (await connection.execute(self._insert_row, columns)).one()
-                item_id = created[self.rows.names.index(self._pk)]
-                await self._replace_links(connection, item_id, links, new=True)
-                await session.commit()
-            record = self.rows.record(created, links=False)
-            for link in self.rows.links:  # a new row has the links just written, or none
-                record[link.field] = sorted(links.get(link.field, []))
-            location = self._location(request, item_id)
-            return self.rows.response(
-                record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
-            )
-
-        return route
-
-    def _update(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        writer = self._writer
-        replace_schema, pk_type = self.replace_schema, self._pk_type
-
-        async def route(
-            id: pk_type,  # type: ignore[valid-type]
-            payload: replace_schema,  # type: ignore[valid-type]
-            session: Annotated[AsyncSession, writer],
-        ) -> Any:
-            data = payload.model_dump(exclude=self.read_only)  # type: ignore[attr-defined]
+    async def _replace(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=False) as connection:
+            payload = arguments.values["payload"]
+            data = payload.model_dump(exclude=self.read_only)
             for name in self.write_only:  # left out: keep what is stored
                 if data.get(name) is None:
                     data.pop(name, None)
-            return await self._change(session, id, data)
+            return await self._change(connection, arguments.values["id"], data)
 
-        return route
-
-    def _patch(self) -> Callable[..., Any]:
-        writer = self._writer
-        update_schema, pk_type = self.update_schema, self._pk_type
-
-        async def route(
-            id: pk_type,  # type: ignore[valid-type]
-            payload: update_schema,  # type: ignore[valid-type]
-            session: Annotated[AsyncSession, writer],
-        ) -> Any:
-            data = payload.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+    async def _partial_update(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=False) as connection:
+            data = arguments.values["payload"].model_dump(exclude_unset=True)
             columns = self.resource.table.columns
             errors = [
                 {"type": "missing", "loc": ("body", name), "msg": f"{name} may not be null"}
@@ -401,40 +481,30 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             ]
             if errors:
                 raise RequestValidationError(errors)
-            return await self._change(session, id, data)
+            return await self._change(connection, arguments.values["id"], data)
 
-        return route
-
-    def _delete_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        writer = self._writer
-        pk_type = self._pk_type
-
-        async def route(id: pk_type, session: Annotated[AsyncSession, writer]) -> Any:  # type: ignore[valid-type]
-            deleted = await self._load(session, id)
+    async def _remove(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=False) as connection:
+            item_id = arguments.values["id"]
             try:
-                async with self._writing(session, where="path"):
+                async with self._writing(connection, where="path"), connection.atomic():
+                    found = await connection.first(self.rows.select_one, {"item_id": item_id})
+                    if found is None:
+                        raise not_found(self.resource.name, item_id)
                     # Core DELETE: the database applies ON DELETE rules; the ORM would try to
                     # load and detach related rows instead.
-                    await self._execute(session, delete(self.table).where(self._pk_column == id))
-                    await session.commit()
+                    await connection.execute(self._delete_row, {"item_id": item_id})
             except HTTPException as exc:
                 if exc.status_code == status.HTTP_409_CONFLICT:
-                    raise await self._still_referenced(session, id) from None
+                    raise await self._still_referenced(connection, item_id) from None
                 raise
-            return self.rows.response(deleted)
+        return self.rows.response(self.rows.record(found))
 
-        return route
-
-    def _delete_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        writer = self._writer
-
-        async def route(session: Annotated[AsyncSession, writer]) -> DeleteAllResult:
-            async with self._writing(session, where="path"):
-                result: Any = await self._execute(session, delete(self.table))
-                await session.commit()
-            return DeleteAllResult(deleted=result.rowcount or 0)
-
-        return route
+    async def _remove_all(self, request: Request, arguments: Arguments) -> Response:
+        async with self._connect(request, arguments, read=False) as connection:
+            async with self._writing(connection, where="path"):
+                deleted = await connection.execute(delete(self.table))
+        return JSONBytesResponse(DeleteAllResult(deleted=deleted).model_dump_json().encode())
 
     def _column_values(self, values: dict[str, Any]) -> dict[str, Any]:
         """The INSERT's columns: `values` plus the table's defaults for what it leaves out.
@@ -491,27 +561,22 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     # Helpers -----------------------------------------------------------------------------
 
-    async def _change(self, session: AsyncSession, item_id: int, data: dict[str, Any]) -> Response:
+    async def _change(self, connection: Connection, item_id: int, data: dict[str, Any]) -> Response:
         """UPDATE ... RETURNING the changed row (a SELECT when only links change)."""
-        async with self._writing(session) as written:
-            links = self._pop_links(data)
-            values = await self.prepare_values(data)
-            written.update(values)
-            connection = await session.connection()
+        links = self._pop_links(data)
+        values = await self.prepare_values(data)
+        async with self._writing(connection, values), connection.atomic():
             if values:
-                # The SET clause follows the parameters' keys: one prebuilt statement, whose
-                # cache key is computed once, serves every combination of fields.
+                # The SET clause follows the parameters' keys: one prebuilt statement serves
+                # every combination of fields (compiled once per combination).
                 parameters = {**values, "tablestack_row_pk": item_id}
-                found = (await connection.execute(self._update_row, parameters)).first()
+                found = await connection.first(self._update_row, parameters)
             else:
-                found = (
-                    await connection.execute(self.rows.select_one, {"item_id": item_id})
-                ).first()
+                found = await connection.first(self.rows.select_one, {"item_id": item_id})
             if found is None:
                 raise not_found(self.resource.name, item_id)
             await self._check_links(connection, links)
             await self._replace_links(connection, item_id, links, new=False)
-            await session.commit()
         record = self.rows.record(found)
         for name, ids in links.items():  # as just written (the row showed the previous ones)
             record[name] = sorted(ids)
@@ -519,7 +584,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     async def _page_and_total(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         where: list[Any],
         order_by: list[Any],
         skip: int,
@@ -535,14 +600,14 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             .offset(skip)
             .limit(limit)
         )
-        rows = list((await connection.execute(statement)).all())
+        rows = await connection.all(statement)
         if rows:
             return rows, int(rows[0][-1])
         if skip == 0:
             return rows, 0
-        return rows, int((await connection.execute(count)).scalar_one())
+        return rows, int(await connection.scalar(count))
 
-    async def _row_estimate(self, connection: AsyncConnection) -> int | None:
+    async def _row_estimate(self, connection: Connection) -> int | None:
         """PostgreSQL's estimate of the table's rows (as PostgREST's `count=estimated`).
 
         None where there is no estimate (SQLite, a table never analysed) or the table is
@@ -550,24 +615,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         """
         if self.settings.is_sqlite:
             return None
-        found = (await connection.execute(_RELTUPLES, {"table": self.table.name})).scalar()
+        found = await connection.scalar(_RELTUPLES, {"table": self.table.name})
         if found is None or found < max(self.settings.estimated_count_min_rows, 0):
             return None  # reltuples is -1 before the first ANALYZE
         return int(found)
-
-    @staticmethod
-    async def _execute(session: AsyncSession, statement: Any) -> Any:
-        """Run a Core statement on the session's connection (no ORM on the way)."""
-        connection = await session.connection()
-        return await connection.execute(statement)
-
-    async def _load(self, session: AsyncSession, item_id: int) -> dict[str, Any]:
-        async with self._reading(session):
-            connection = await session.connection()
-            record = await self.rows.get(connection, item_id)
-        if record is None:
-            raise not_found(self.resource.name, item_id)
-        return record
 
     def _pop_links(self, data: dict[str, Any]) -> dict[str, list[Any]]:
         """Take the `<name>_ids` fields out of `data`, without duplicates, in order."""
@@ -575,14 +626,14 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             name: list(dict.fromkeys(data.pop(name) or [])) for name in self._links if name in data
         }
 
-    async def _check_links(self, connection: AsyncConnection, links: dict[str, list[Any]]) -> None:
+    async def _check_links(self, connection: Connection, links: dict[str, list[Any]]) -> None:
         """409 naming the field when an id in `<name>_ids` has no row (one query per field)."""
         for name, ids in links.items():
             if not ids:
                 continue
             link = self._links[name]
             statement = select(link.target_pk).where(link.target_pk.in_(ids))
-            found = set((await connection.execute(statement)).scalars())
+            found = {row[0] for row in await connection.all(statement)}
             missing = sorted(set(ids) - found)
             if missing:
                 table = link.target_table.name
@@ -591,18 +642,17 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 )
 
     async def _replace_links(
-        self, connection: AsyncConnection, item_id: Any, links: dict[str, list[Any]], *, new: bool
+        self, connection: Connection, item_id: Any, links: dict[str, list[Any]], *, new: bool
     ) -> None:
         """Make the link tables hold exactly `links` for this row."""
         for name, ids in links.items():
             link = self._links[name]
             if not new:
                 await connection.execute(delete(link.table).where(link.owner == item_id))
-            if ids:
-                rows = [{link.owner.name: item_id, link.target.name: i} for i in ids]
-                await connection.execute(insert(link.table), rows)
+            rows = [{link.owner.name: item_id, link.target.name: i} for i in ids]
+            await connection.execute_many(insert(link.table), rows)
 
-    async def _check_references(self, session: AsyncSession, values: dict[str, Any]) -> None:
+    async def _check_references(self, connection: Connection, values: dict[str, Any]) -> None:
         """409 naming the field when a foreign key points at a missing row (one query each).
 
         The database would refuse it too, but SQLite does not say which field was wrong.
@@ -614,14 +664,14 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             for foreign_key in column.foreign_keys:
                 target: Column[Any] = foreign_key.column
                 statement = select(literal(1)).select_from(target.table).where(target == value)
-                if (await self._execute(session, statement.limit(1))).first() is None:
+                if await connection.first(statement.limit(1)) is None:
                     raise _reference_conflict(
                         column.name,
                         f"no {target.table.name} row has {target.name} {value}",
                         constraint=_name(foreign_key.constraint),
                     )
 
-    async def _still_referenced(self, session: AsyncSession, item_id: int) -> HTTPException:
+    async def _still_referenced(self, connection: Connection, item_id: int) -> HTTPException:
         """A 409 naming the tables whose rows still point at this one."""
         found = []
         for table in self.resource.table.metadata.tables.values():
@@ -634,7 +684,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     .where(foreign_key.parent == item_id)
                     .limit(1)
                 )
-                if (await self._execute(session, statement)).first() is not None:
+                if await connection.first(statement) is not None:
                     found.append(f"{table.name}.{foreign_key.parent.name}")
         where = ", ".join(sorted(found)) or "other rows"
         item = ConflictDetail(
@@ -646,40 +696,33 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     @asynccontextmanager
     async def _writing(
-        self, session: AsyncSession, *, where: str = "body"
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Roll back on any failure; integrity errors become 409s naming the field.
+        self, connection: Connection, written: dict[str, Any] | None = None, *, where: str = "body"
+    ) -> AsyncIterator[None]:
+        """Integrity errors become 409s naming the field; refused values become 422s.
 
-        The block puts the column values it writes in the dict it is given: a foreign key
-        that points at no row is then named by `_check_references`, after the fact, instead
-        of paying a query per foreign key on every write.
+        `written` holds the column values being written: a foreign key that points at no row
+        is then named by `_check_references`, after the fact, instead of paying a query per
+        foreign key on every write. (The failed statement was already rolled back.)
         """
-        written: dict[str, Any] = {}
         try:
-            yield written
+            yield
         except IntegrityError as exc:
-            await session.rollback()
             violation = describe_integrity_error(exc)
             if violation.kind == "foreign_key" and where == "body" and written:
-                await self._check_references(session, written)
-                await session.rollback()
+                await self._check_references(connection, written)
             raise error_from_violation(violation, where=where) from None
         except DBAPIError as exc:
-            await session.rollback()
             if is_data_exception(exc):
                 raise invalid([where], "a value cannot be stored by the database") from None
             raise
-        except BaseException:
-            await session.rollback()
-            raise
 
+    @staticmethod
     @asynccontextmanager
-    async def _reading(self, session: AsyncSession) -> AsyncIterator[None]:
+    async def _reading() -> AsyncIterator[None]:
         """A value the database cannot compare (out of its range) is the client's error."""
         try:
             yield
         except DBAPIError as exc:
-            await session.rollback()
             if is_data_exception(exc):
                 raise invalid(["query"], "a value cannot be used by the database") from None
             raise

@@ -1,0 +1,369 @@
+"""The generated routes' database access: one pooled connection per request, no ORM session.
+
+The routes run SQLAlchemy Core statements (built once, or per request for list pages) and
+need rows, not objects. Going through an `AsyncSession` and `AsyncConnection.execute` costs
+several times what the database round trip does (session, greenlet hops, result objects), so:
+
+- On PostgreSQL the pooled asyncpg connection is used through the driver itself. Each
+  statement is compiled once per shape - the cache is keyed by SQLAlchemy's own statement
+  cache key, so a list page rebuilt per request with other values is not compiled again - and
+  run with asyncpg's prepared-statement cache. Bind and result processors of the statement's
+  types still apply, and driver errors are translated exactly as SQLAlchemy translates them
+  (same exception classes, same `.orig`), so error handling is shared with the ORM paths.
+- Elsewhere (SQLite) the same calls run on a SQLAlchemy `AsyncConnection`.
+
+The connection comes from the engine's pool (the one pool the admin also uses) or, when the
+API's session factory is bound to a connection (the tests' rolled-back transaction), from
+that connection; each call or `atomic()` block then runs in a savepoint, so a failed
+statement does not abort the enclosing transaction.
+
+Writes are atomic per call; `atomic()` groups several statements into one transaction.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.util import LRUCache
+
+Params = Mapping[str, Any]
+Row = Sequence[Any]
+
+
+class Connection(ABC):
+    """One request's database connection, used with Core statements."""
+
+    @abstractmethod
+    async def all(self, statement: ClauseElement, params: Params | None = None) -> list[Row]:
+        """Every row the statement returns."""
+
+    @abstractmethod
+    async def first(self, statement: ClauseElement, params: Params | None = None) -> Row | None:
+        """The first row, or None."""
+
+    async def scalar(self, statement: ClauseElement, params: Params | None = None) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.first(statement, params)
+        return None if row is None else row[0]
+
+    @abstractmethod
+    async def execute(self, statement: ClauseElement, params: Params | None = None) -> int:
+        """Run a statement returning no rows; how many rows it changed."""
+
+    @abstractmethod
+    async def execute_many(self, statement: ClauseElement, rows: Sequence[Params]) -> None:
+        """Run a statement once per parameter set (an INSERT of many rows)."""
+
+    @abstractmethod
+    def atomic(self) -> Any:
+        """An async context manager: the statements inside commit together or not at all."""
+
+
+class _Compiled:
+    """One statement shape compiled for the dialect, and its result processors once known."""
+
+    __slots__ = ("compiled", "binds", "processors")
+
+    def __init__(self, compiled: Any, binds: Sequence[Any]) -> None:
+        self.compiled = compiled
+        self.binds = binds  # the bind parameters of the statement it was compiled from
+        # Each result column's processor (None where the driver's value is already right),
+        # known once the database has described the result's column types.
+        self.processors: list[Callable[[Any], Any] | None] | None = None
+
+
+# Keyed by SQLAlchemy's cache key of the statement and the column keys of its parameters
+# (an INSERT/UPDATE's columns follow the parameters given).
+_CACHE_SIZE = 500
+
+
+class AsyncpgConnection(Connection):
+    """A pooled asyncpg connection, driven directly (PostgreSQL)."""
+
+    def __init__(
+        self,
+        pooled: PoolProxiedConnection,
+        dialect: Dialect,
+        cache: LRUCache[Any, _Compiled],
+        *,
+        joined: bool,
+    ) -> None:
+        self._pooled = pooled
+        self._driver: Any = pooled.driver_connection
+        self._dialect = dialect
+        self._cache = cache
+        self._joined = joined  # inside a transaction we do not own: isolate each call
+        self._in_atomic = False
+
+    def _prepare(
+        self, statement: ClauseElement, params: Params | None
+    ) -> tuple[_Compiled, str, list[Any]]:
+        """The compiled statement, SQL and positional arguments of `statement` with `params`."""
+        keys = tuple(params) if params else ()
+        cache_key = statement._generate_cache_key()
+        values: dict[str, Any] = {}
+        if cache_key is None:  # a construct SQLAlchemy cannot cache: compile it each time
+            entry = _Compiled(statement.compile(dialect=self._dialect, column_keys=list(keys)), ())
+        else:
+            entry = self._cache.get((cache_key.key, keys))
+            if entry is None:
+                compiled = statement.compile(dialect=self._dialect, column_keys=list(keys))
+                entry = _Compiled(compiled, cache_key.bindparams)
+                self._cache[(cache_key.key, keys)] = entry
+            # This statement's own values, under the names of the statement compiled first.
+            names = entry.compiled.bind_names
+            for original, current in zip(entry.binds, cache_key.bindparams, strict=True):
+                values[names[original]] = current.effective_value
+        if params:
+            values.update(params)
+        compiled = entry.compiled
+        for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
+            # Python-side defaults the statement leaves to the caller (`onupdate=...`), as
+            # SQLAlchemy's execution context computes them.
+            default = column.onupdate if column in compiled.update_prefetch else column.default
+            values[column.key] = default.arg(None) if default.is_callable else default.arg
+        state = compiled.construct_expanded_state(values)
+        bind = state.processors
+        arguments = [
+            bind[name](value) if name in bind else value
+            for name, value in zip(
+                state.positiontup or (), state.positional_parameters, strict=True
+            )
+        ]
+        return entry, state.statement, arguments
+
+    async def _run(self, method: str, statement: ClauseElement, params: Params | None) -> Any:
+        entry, sql, arguments = self._prepare(statement, params)
+        try:
+            if self._joined and not self._in_atomic:
+                async with self._driver.transaction():  # a savepoint
+                    result = await self._call(method, entry, sql, arguments)
+            else:
+                result = await self._call(method, entry, sql, arguments)
+        except Exception as error:
+            raise self._translate(error, sql, arguments) from error
+        return result
+
+    async def _call(self, method: str, entry: _Compiled, sql: str, arguments: list[Any]) -> Any:
+        if method == "execute":
+            return await self._driver.execute(sql, *arguments)
+        if entry.processors is None:
+            entry.processors = await self._result_processors(entry.compiled, sql)
+        processors = entry.processors
+        if method == "fetch":
+            rows = await self._driver.fetch(sql, *arguments)
+            return [_processed(row, processors) for row in rows] if any(processors) else rows
+        row = await self._driver.fetchrow(sql, *arguments)
+        return _processed(row, processors) if row is not None and any(processors) else row
+
+    async def _result_processors(
+        self, compiled: Any, sql: str
+    ) -> list[Callable[[Any], Any] | None]:
+        """Each result column's type processor, for the column types PostgreSQL reports."""
+        columns = compiled._result_columns
+        if not columns:
+            return []
+        described = (await self._driver.prepare(sql)).get_attributes()
+        return [
+            column.type._cached_result_processor(self._dialect, attribute.type.oid)
+            for column, attribute in zip(columns, described, strict=False)
+        ]
+
+    def _translate(self, error: Exception, sql: str, arguments: list[Any]) -> Exception:
+        """The exception SQLAlchemy would raise for this driver error."""
+        adapted: Any = self._pooled.dbapi_connection
+        try:
+            adapted._handle_exception(error)
+        except Exception as dbapi_error:  # the DB-API error SQLAlchemy's adapter raises
+            translated = dbapi_error
+        loaded = self._dialect.loaded_dbapi
+        if not isinstance(translated, loaded.Error):
+            return translated  # not the driver's (an OSError, say): as it is
+        invalidated = self._dialect.is_disconnect(translated, adapted, None)
+        if invalidated:
+            self._pooled.invalidate(translated)
+        return DBAPIError.instance(
+            sql,
+            arguments,
+            translated,
+            loaded.Error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=self._dialect,
+        )
+
+    async def all(self, statement: ClauseElement, params: Params | None = None) -> list[Row]:
+        rows: list[Row] = await self._run("fetch", statement, params)
+        return rows
+
+    async def first(self, statement: ClauseElement, params: Params | None = None) -> Row | None:
+        row: Row | None = await self._run("fetchrow", statement, params)
+        return row
+
+    async def execute(self, statement: ClauseElement, params: Params | None = None) -> int:
+        status: str = await self._run("execute", statement, params)
+        count = status.rpartition(" ")[2]  # "DELETE 3", "INSERT 0 1"
+        return int(count) if count.isdigit() else 0
+
+    async def execute_many(self, statement: ClauseElement, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        prepared = [self._prepare(statement, row) for row in rows]
+        sql = prepared[0][1]
+        try:
+            if self._joined and not self._in_atomic:
+                async with self._driver.transaction():
+                    await self._driver.executemany(sql, [arguments for *_, arguments in prepared])
+            else:
+                await self._driver.executemany(sql, [arguments for *_, arguments in prepared])
+        except Exception as error:
+            raise self._translate(error, sql, []) from error
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        if self._in_atomic:
+            yield
+            return
+        self._in_atomic = True
+        try:
+            async with self._driver.transaction():  # BEGIN/COMMIT, or a savepoint when joined
+                yield
+        except DBAPIError:
+            raise
+        except Exception as error:
+            if _is_driver_error(error):  # raised by COMMIT (a deferred constraint)
+                raise self._translate(error, "COMMIT", []) from error
+            raise
+        finally:
+            self._in_atomic = False
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the connection may go back to the pool (not left inside a transaction)."""
+        driver = self._driver
+        return self._joined or not (driver.is_closed() or driver.is_in_transaction())
+
+
+class SQLAlchemyConnection(Connection):
+    """A SQLAlchemy `AsyncConnection` (SQLite, or any dialect without a direct path)."""
+
+    def __init__(self, connection: AsyncConnection, *, joined: bool) -> None:
+        self._connection = connection
+        self._joined = joined
+        self._in_atomic = False
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[None]:
+        """One call outside `atomic()`: its own savepoint when joined, committed when owned."""
+        if self._in_atomic:
+            yield
+        elif self._joined:
+            async with self._connection.begin_nested():
+                yield
+        else:
+            try:
+                yield
+            except BaseException:
+                await self._connection.rollback()
+                raise
+            await self._connection.commit()
+
+    async def _execute(self, statement: ClauseElement, params: Any) -> Any:
+        return await self._connection.execute(statement, params)  # type: ignore[call-overload]
+
+    async def all(self, statement: ClauseElement, params: Params | None = None) -> list[Row]:
+        async with self._unit():
+            return list((await self._execute(statement, params)).all())
+
+    async def first(self, statement: ClauseElement, params: Params | None = None) -> Row | None:
+        async with self._unit():
+            row: Row | None = (await self._execute(statement, params)).first()
+            return row
+
+    async def execute(self, statement: ClauseElement, params: Params | None = None) -> int:
+        async with self._unit():
+            return int((await self._execute(statement, params)).rowcount or 0)
+
+    async def execute_many(self, statement: ClauseElement, rows: Sequence[Params]) -> None:
+        if rows:
+            async with self._unit():
+                await self._execute(statement, list(rows))
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        if self._in_atomic:
+            yield
+            return
+        self._in_atomic = True
+        try:
+            if self._joined:
+                async with self._connection.begin_nested():
+                    yield
+            else:
+                try:
+                    yield
+                except BaseException:
+                    await self._connection.rollback()
+                    raise
+                await self._connection.commit()
+        finally:
+            self._in_atomic = False
+
+
+def _is_driver_error(error: Exception) -> bool:
+    return type(error).__module__.startswith("asyncpg")
+
+
+def _processed(row: Row, processors: list[Callable[[Any], Any] | None]) -> tuple[Any, ...]:
+    return tuple(
+        value if process is None or value is None else process(value)
+        for value, process in zip(row, processors, strict=False)
+    )
+
+
+class ConnectionSource:
+    """Where the generated routes get their connection: the pool, or a bound connection."""
+
+    def __init__(self) -> None:
+        self._cache: LRUCache[Any, _Compiled] = LRUCache(_CACHE_SIZE)
+
+    @asynccontextmanager
+    async def connect(
+        self, engine: AsyncEngine, bound: AsyncConnection | None
+    ) -> AsyncIterator[Connection]:
+        if engine.dialect.driver == "asyncpg":
+            async with self._asyncpg(engine, bound) as connection:
+                yield connection
+        elif bound is not None:
+            yield SQLAlchemyConnection(bound, joined=True)
+        else:
+            async with engine.connect() as owned:
+                yield SQLAlchemyConnection(owned, joined=False)
+
+    @asynccontextmanager
+    async def _asyncpg(
+        self, engine: AsyncEngine, bound: AsyncConnection | None
+    ) -> AsyncIterator[Connection]:
+        if bound is not None:
+            pooled: Any = await bound.get_raw_connection()
+            if not pooled.driver_connection.is_in_transaction():
+                await bound.exec_driver_sql("SELECT 1")  # SQLAlchemy begins lazily: begin now
+            yield AsyncpgConnection(pooled, engine.dialect, self._cache, joined=True)
+            return
+        pooled = await engine.raw_connection()
+        connection = AsyncpgConnection(pooled, engine.dialect, self._cache, joined=False)
+        try:
+            yield connection
+        except BaseException as exc:
+            # Cancelled mid-statement, or left inside a transaction: do not reuse it.
+            if pooled.is_valid and (not isinstance(exc, Exception) or not connection.reusable):
+                pooled.invalidate()
+            raise
+        finally:
+            pooled.close()  # back to the pool (SQLAlchemy has no transaction on it to reset)
