@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from backend.auth.routes import router as auth_router
 from backend.config import Settings
 from backend.crud.errors import is_data_exception
+from backend.crud.operation import GeneratedRoutes, OperationRoute
 from backend.crud.router import resource_routers
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
@@ -38,8 +39,13 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     # Each router straight on the app (the same paths as `build_api_router`): FastAPI matches
     # a request by walking included routers level by level, and every level costs.
     app.include_router(auth_router, prefix=API_PREFIX)
+    generated = GeneratedRoutes()
     for router in resource_routers(registry, settings):
         app.include_router(router, prefix=API_PREFIX)
+        for route in router.routes:
+            if isinstance(route, OperationRoute):
+                generated.add(API_PREFIX, route)
+    app.router.routes.insert(0, generated)  # found first, by a dict lookup
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

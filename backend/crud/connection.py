@@ -68,15 +68,22 @@ class Connection(ABC):
 class _Compiled:
     """One statement shape compiled for the dialect, and its result processors once known."""
 
-    __slots__ = ("compiled", "binds", "processors")
+    __slots__ = ("compiled", "binds", "processors", "sql", "order", "bind_processors")
 
     def __init__(self, compiled: Any, binds: Sequence[Any]) -> None:
         self.compiled = compiled
         self.binds = binds  # the bind parameters of the statement it was compiled from
+        # For a statement whose SQL does not depend on its values (no IN lists to expand):
+        # the SQL, the parameters' order and their processors, taken from its first run.
+        self.sql: str | None = None
+        self.order: Sequence[str] = ()
+        self.bind_processors: Mapping[str, Callable[[Any], Any]] = {}
         # Each result column's processor (None where the driver's value is already right),
         # known once the database has described the result's column types.
         self.processors: list[Callable[[Any], Any] | None] | None = None
 
+
+_MISSING = object()
 
 # Keyed by SQLAlchemy's cache key of the statement and the column keys of its parameters
 # (an INSERT/UPDATE's columns follow the parameters given).
@@ -128,14 +135,28 @@ class AsyncpgConnection(Connection):
             # SQLAlchemy's execution context computes them.
             default = column.onupdate if column in compiled.update_prefetch else column.default
             values[column.key] = default.arg(None) if default.is_callable else default.arg
+        if entry.sql is not None:
+            bind = entry.bind_processors
+            arguments = [
+                bind[name](values[name]) if name in bind else values[name] for name in entry.order
+            ]
+            return entry, entry.sql, arguments
         state = compiled.construct_expanded_state(values)
         bind = state.processors
+        order = state.positiontup or ()
         arguments = [
             bind[name](value) if name in bind else value
-            for name, value in zip(
-                state.positiontup or (), state.positional_parameters, strict=True
-            )
+            for name, value in zip(order, state.positional_parameters, strict=True)
         ]
+        if not (compiled.post_compile_params or compiled.literal_execute_params):
+            # Only if the shortcut gives exactly these arguments (names escaped differently,
+            # say, would not): then later runs skip SQLAlchemy's parameter expansion.
+            shortcut = [
+                bind[name](values[name]) if name in bind else values.get(name, _MISSING)
+                for name in order
+            ]
+            if shortcut == arguments:
+                entry.sql, entry.order, entry.bind_processors = state.statement, order, bind
         return entry, state.statement, arguments
 
     async def _run(self, method: str, statement: ClauseElement, params: Params | None) -> Any:

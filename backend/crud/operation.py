@@ -24,8 +24,11 @@ from fastapi.dependencies.utils import request_body_to_args, request_params_to_a
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound, get_route_path
+from starlette.types import Receive, Scope, Send
 
 
 @dataclass
@@ -123,3 +126,68 @@ async def _json_body(request: Request) -> Any:
     if main != "application" or not (sub == "json" or sub.endswith("+json")):
         return body
     return json.loads(body)
+
+
+class GeneratedRoutes(BaseRoute):
+    """Finds a generated route by a dictionary lookup, ahead of FastAPI's route matching.
+
+    FastAPI matches a request by trying each included router's routes in turn (a regular
+    expression each, plus its bookkeeping per included router), which cost a generated route
+    a fifth of its time. The generated paths are regular - `<prefix>/<resource>` and
+    `<prefix>/<resource>/{id}` - so this route, placed first, finds them in a dict and serves
+    them with the same handlers the `OperationRoute`s use. Whatever it does not know (another
+    method, a trailing slash, any other path) goes on to FastAPI's routing unchanged, and the
+    routes stay in FastAPI's routers for the OpenAPI document and `url_path_for`.
+    """
+
+    def __init__(self) -> None:
+        self._collections: dict[tuple[str, str], _Served] = {}
+        self._items: dict[tuple[str, str], _Served] = {}
+
+    def add(self, prefix: str, route: OperationRoute) -> None:
+        """Serve `route` (mounted under `prefix`) from here, if its path is one we know."""
+        path = prefix + route.path
+        served = _Served(route, route.get_route_handler())
+        if path.endswith("/{id}") and route.param_convertors.keys() == {"id"}:
+            table, key = self._items, path.removesuffix("/{id}")
+        elif not route.param_convertors:
+            table, key = self._collections, path
+        else:
+            return
+        for method in route.methods or ():
+            table[(method, key)] = served
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        method, path = scope["method"], get_route_path(scope)
+        served = self._collections.get((method, path))
+        if served is not None:
+            return Match.FULL, {"route": served.route, "endpoint": served.route.endpoint}
+        head, _, tail = path.rpartition("/")
+        served = self._items.get((method, head)) if tail else None
+        if served is not None:
+            path_params = {**scope.get("path_params", {}), "id": tail}
+            child = {"route": served.route, "endpoint": served.route.endpoint}
+            return Match.FULL, {**child, "path_params": path_params}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], get_route_path(scope)
+        served = (
+            self._collections.get((method, path)) or self._items[(method, path.rpartition("/")[0])]
+        )
+        response = await served.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)  # the routes themselves answer this
+
+    def __repr__(self) -> str:
+        return f"GeneratedRoutes({len(self._collections)} + {len(self._items)} routes)"
+
+
+@dataclass(frozen=True)
+class _Served:
+    route: OperationRoute
+    handler: Callable[[Request], Awaitable[Response]]
