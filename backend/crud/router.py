@@ -35,7 +35,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import SQLModel
 from starlette.concurrency import run_in_threadpool
 
-from backend.auth.dependencies import admit, bearer_scheme, read_caller, token_user_id
+from backend.auth.dependencies import (
+    admit,
+    bearer_scheme,
+    caller_role_column,
+    caller_with_role,
+    read_caller,
+    token_user_id,
+)
 from backend.auth.passwords import hash_password
 from backend.config import Settings
 from backend.crud.connection import Connection
@@ -63,6 +70,8 @@ from backend.db import get_database
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
+
+_UNREAD: Any = object()  # the caller's role was not read along with the rows
 
 # Declares the bearer scheme on every route (OpenAPI `security`); the handlers read the token.
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -182,6 +191,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             .returning(*self.rows.selected)
         )
         self._delete_row = delete(self.table).where(self._pk_column == bindparam("item_id"))
+        # A row and its reader's role in one round trip (see `_connect`).
+        self._select_one_as_caller = self.rows.select(caller_role_column()).where(
+            self._pk_column == bindparam("item_id")
+        )
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
@@ -357,34 +370,65 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     @asynccontextmanager
     async def _connect(
-        self, request: Request, arguments: Arguments, *, read: bool
-    ) -> AsyncIterator[Connection]:
+        self, request: Request, arguments: Arguments, *, read: bool, defer_caller: bool = False
+    ) -> AsyncIterator[tuple[Connection, int | None]]:
         """The request's connection, once the caller may do this; then the arguments' 422.
 
         The token is checked before any connection is taken; the caller's role is read fresh
         on the connection, so a role change or a deactivation applies to the next request.
+        With `defer_caller` (and valid arguments) a signed-in caller's id is handed back
+        instead: the route reads the role in its own statement and calls `_admit` itself.
         """
         required = self.resource.read_role if read else self.resource.write_role
         user_id = token_user_id(await bearer_scheme(request), self.settings)
         if user_id is None:
             admit(None, self.settings, required, read=read)
         async with get_database(request).api_connection() as connection:
+            deferred = None
             if user_id is not None:
-                admit(await read_caller(connection, user_id), self.settings, required, read=read)
+                if defer_caller and not arguments.errors:
+                    deferred = user_id
+                else:
+                    await self._admit(connection, user_id, read=read)
             arguments.check()
-            yield connection
+            yield connection, deferred
+
+    async def _admit(
+        self, connection: Connection, user_id: int, *, read: bool, role: Any = _UNREAD
+    ) -> None:
+        """401/403 unless the caller may do this; `role` as read with the rows, if it was."""
+        caller = (
+            await read_caller(connection, user_id)
+            if role is _UNREAD
+            else caller_with_role(user_id, role)
+        )
+        required = self.resource.read_role if read else self.resource.write_role
+        admit(caller, self.settings, required, read=read)
 
     async def _read_one(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=True) as connection:
+        async with self._connect(request, arguments, read=True, defer_caller=True) as (
+            connection,
+            caller_id,
+        ):
             item_id = arguments.values["id"]
             async with self._reading():
-                row = await connection.first(self.rows.select_one, {"item_id": item_id})
+                if caller_id is None:
+                    row = await connection.first(self.rows.select_one, {"item_id": item_id})
+                else:
+                    parameters = {"item_id": item_id, "caller_id": caller_id}
+                    row = await connection.first(self._select_one_as_caller, parameters)
+                    # No row: the role still decides between 401/403 and the 404.
+                    role = _UNREAD if row is None else row[len(self.rows.names)]
+                    await self._admit(connection, caller_id, read=True, role=role)
         if row is None:
             raise not_found(self.resource.name, item_id)
         return self.rows.response(self.rows.record(row))
 
     async def _list(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=True) as connection:
+        async with self._connect(request, arguments, read=True, defer_caller=True) as (
+            connection,
+            caller_id,
+        ):
             values = arguments.values
             skip, limit = values["skip"], values["limit"]
             parser = ListParser(
@@ -409,11 +453,15 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     page = parser.range(values["range"])
                     if page is not None:
                         skip, limit = page
+            if parser.errors and caller_id is not None:
+                await self._admit(connection, caller_id, read=True)  # 401/403 before the 422
             parser.raise_errors()
 
             async with self._reading():
                 estimate = None
                 if not where and _prefers_estimated_count(request):
+                    if caller_id is not None:
+                        await self._admit(connection, caller_id, read=True)
                     estimate = await self._row_estimate(connection)
                 if estimate is not None:
                     statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
@@ -423,7 +471,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     total = end if 0 < len(rows) < limit else max(estimate, end)
                 else:
                     rows, total = await self._page_and_total(
-                        connection, where, order_by, skip, limit
+                        connection, where, order_by, skip, limit, caller_id
                     )
         records = self.rows.records(rows)
         first, last = skip, skip + len(records) - 1
@@ -437,7 +485,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return self.rows.response(records, headers=headers)
 
     async def _insert(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as connection:
+        async with self._connect(request, arguments, read=False) as (connection, _):
             data = arguments.values["payload"].model_dump()
             links = self._pop_links(data)
             columns = self._column_values(await self.prepare_values(data))
@@ -462,7 +510,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         )
 
     async def _replace(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as connection:
+        async with self._connect(request, arguments, read=False) as (connection, _):
             payload = arguments.values["payload"]
             data = payload.model_dump(exclude=self.read_only)
             for name in self.write_only:  # left out: keep what is stored
@@ -471,7 +519,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             return await self._change(connection, arguments.values["id"], data)
 
     async def _partial_update(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as connection:
+        async with self._connect(request, arguments, read=False) as (connection, _):
             data = arguments.values["payload"].model_dump(exclude_unset=True)
             columns = self.resource.table.columns
             errors = [
@@ -484,7 +532,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             return await self._change(connection, arguments.values["id"], data)
 
     async def _remove(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as connection:
+        async with self._connect(request, arguments, read=False) as (connection, _):
             item_id = arguments.values["id"]
             try:
                 async with self._writing(connection, where="path"), connection.atomic():
@@ -501,7 +549,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return self.rows.response(self.rows.record(found))
 
     async def _remove_all(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as connection:
+        async with self._connect(request, arguments, read=False) as (connection, _):
             async with self._writing(connection, where="path"):
                 deleted = await connection.execute(delete(self.table))
         return JSONBytesResponse(DeleteAllResult(deleted=deleted).model_dump_json().encode())
@@ -589,20 +637,28 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         order_by: list[Any],
         skip: int,
         limit: int,
+        caller_id: int | None,
     ) -> tuple[list[Any], int]:
         """A page and the exact total in one round trip, each row carrying the total (an
-        uncorrelated scalar subquery, computed once). Only a page past the end counts again."""
+        uncorrelated scalar subquery, computed once). Only a page past the end counts again.
+
+        With `caller_id`, each row also carries the caller's role, and the caller is admitted
+        from it (or, for an empty page, from a query of its own) before anything is returned.
+        """
         count = select(func.count()).select_from(self.table).where(*where)
+        extra = [count.scalar_subquery()]
+        if caller_id is not None:
+            extra.append(caller_role_column())
         statement = (
-            self.rows.select(count.scalar_subquery())
-            .where(*where)
-            .order_by(*order_by)
-            .offset(skip)
-            .limit(limit)
+            self.rows.select(*extra).where(*where).order_by(*order_by).offset(skip).limit(limit)
         )
-        rows = await connection.all(statement)
+        parameters = None if caller_id is None else {"caller_id": caller_id}
+        rows = await connection.all(statement, parameters)
+        if caller_id is not None:
+            role = rows[0][len(self.rows.names) + 1] if rows else _UNREAD
+            await self._admit(connection, caller_id, read=True, role=role)
         if rows:
-            return rows, int(rows[0][-1])
+            return rows, int(rows[0][len(self.rows.names)])
         if skip == 0:
             return rows, 0
         return rows, int(await connection.scalar(count))
