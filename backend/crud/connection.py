@@ -65,6 +65,10 @@ class Connection(ABC):
         """An async context manager: the statements inside commit together or not at all."""
 
 
+_MISSING = object()
+_Processors = list[tuple[int, Callable[[Any], Any]]]
+
+
 class _Compiled:
     """One statement shape compiled for the dialect, and its result processors once known."""
 
@@ -78,12 +82,10 @@ class _Compiled:
         self.sql: str | None = None
         self.order: Sequence[str] = ()
         self.bind_processors: Mapping[str, Callable[[Any], Any]] = {}
-        # Each result column's processor (None where the driver's value is already right),
-        # known once the database has described the result's column types.
-        self.processors: list[Callable[[Any], Any] | None] | None = None
+        # The result columns' processors, known once the database has described the
+        # result's column types.
+        self.processors: _Processors | None = None
 
-
-_MISSING = object()
 
 # Keyed by SQLAlchemy's cache key of the statement and the column keys of its parameters
 # (an INSERT/UPDATE's columns follow the parameters given).
@@ -118,11 +120,12 @@ class AsyncpgConnection(Connection):
         if cache_key is None:  # a construct SQLAlchemy cannot cache: compile it each time
             entry = _Compiled(statement.compile(dialect=self._dialect, column_keys=list(keys)), ())
         else:
-            entry = self._cache.get((cache_key.key, keys))
-            if entry is None:
+            cached = self._cache.get((cache_key.key, keys))
+            if cached is None:
                 compiled = statement.compile(dialect=self._dialect, column_keys=list(keys))
-                entry = _Compiled(compiled, cache_key.bindparams)
-                self._cache[(cache_key.key, keys)] = entry
+                cached = _Compiled(compiled, cache_key.bindparams)
+                self._cache[(cache_key.key, keys)] = cached
+            entry = cached
             # This statement's own values, under the names of the statement compiled first.
             names = entry.compiled.bind_names
             for original, current in zip(entry.binds, cache_key.bindparams, strict=True):
@@ -179,22 +182,22 @@ class AsyncpgConnection(Connection):
         processors = entry.processors
         if method == "fetch":
             rows = await self._driver.fetch(sql, *arguments)
-            return [_processed(row, processors) for row in rows] if any(processors) else rows
+            return [_processed(row, processors) for row in rows] if processors else rows
         row = await self._driver.fetchrow(sql, *arguments)
-        return _processed(row, processors) if row is not None and any(processors) else row
+        return _processed(row, processors) if row is not None and processors else row
 
-    async def _result_processors(
-        self, compiled: Any, sql: str
-    ) -> list[Callable[[Any], Any] | None]:
-        """Each result column's type processor, for the column types PostgreSQL reports."""
+    async def _result_processors(self, compiled: Any, sql: str) -> _Processors:
+        """The result columns that have a type processor for the column types PostgreSQL
+        reports, by position (an empty list when the driver's values are already right)."""
         columns = compiled._result_columns
         if not columns:
             return []
         described = (await self._driver.prepare(sql)).get_attributes()
-        return [
+        processors = (
             column.type._cached_result_processor(self._dialect, attribute.type.oid)
             for column, attribute in zip(columns, described, strict=False)
-        ]
+        )
+        return [(i, process) for i, process in enumerate(processors) if process is not None]
 
     def _translate(self, error: Exception, sql: str, arguments: list[Any]) -> Exception:
         """The exception SQLAlchemy would raise for this driver error."""
@@ -341,11 +344,13 @@ def _is_driver_error(error: Exception) -> bool:
     return type(error).__module__.startswith("asyncpg")
 
 
-def _processed(row: Row, processors: list[Callable[[Any], Any] | None]) -> tuple[Any, ...]:
-    return tuple(
-        value if process is None or value is None else process(value)
-        for value, process in zip(row, processors, strict=False)
-    )
+def _processed(row: Row, processors: _Processors) -> list[Any]:
+    values = list(row)
+    for i, process in processors:
+        value = values[i]
+        if value is not None:
+            values[i] = process(value)
+    return values
 
 
 class ConnectionSource:

@@ -15,7 +15,7 @@ a 422 describing the body it may not send.
 """
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,10 +24,11 @@ from fastapi.dependencies.utils import request_body_to_args, request_params_to_a
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
+from starlette._utils import get_route_path
 from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, NoMatchFound, get_route_path
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 
@@ -61,7 +62,7 @@ def served_by(handler: Handler) -> Callable[[Callable[..., Any]], Callable[..., 
 class OperationRoute(APIRoute):
     """An `APIRoute` whose requests go straight to the endpoint's `handler`."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler: Handler | None = getattr(self.endpoint, "handler", None)
         if handler is None:
             return super().get_route_handler()
