@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ScalarSelect, Table, bindparam, select
+from sqlalchemy import ColumnElement, ScalarSelect, Table, bindparam, exists, or_, select
 
 from backend.auth.tokens import InvalidToken, read_access_token
 from backend.config import Settings
@@ -106,6 +106,52 @@ def caller_role_column() -> ScalarSelect[Any]:
     """
     active = _users.c.id == bindparam("caller_id")
     return select(_users.c.role).where(active, _users.c.is_active).scalar_subquery()
+
+
+def caller_may(required: Role) -> ColumnElement[bool]:
+    """Whether the active user `:caller_id` has a role of at least `required`, as a condition
+    a write can carry in its own WHERE clause."""
+    allowed = [role.value for role in Role if role.allows(required)]
+    return exists(
+        select(_users.c.id).where(
+            _users.c.id == bindparam("caller_id"),
+            _users.c.is_active,
+            or_(*(_users.c.role == role for role in allowed)),
+        )
+    )
+
+
+class PendingCaller:
+    """A signed-in caller whose role is yet to be checked against `required`.
+
+    A route settles it from the role its statement read along with the rows (`settle`), from
+    a statement that only acted because the role allowed it (`granted`), or with a query of
+    its own (`check`); each raises the 401/403 when the caller may not do this.
+    """
+
+    __slots__ = ("user_id", "required", "settings", "read", "settled")
+
+    def __init__(self, user_id: int, required: Role, settings: Settings, *, read: bool) -> None:
+        self.user_id = user_id
+        self.required = required
+        self.settings = settings
+        self.read = read
+        self.settled = False
+
+    def settle(self, role: str | None) -> None:
+        """Admit by the role read with the rows (None: the user is gone or inactive)."""
+        self.settled = True
+        admit(caller_with_role(self.user_id, role), self.settings, self.required, read=self.read)
+
+    def granted(self) -> None:
+        """The route's statement checked the role itself, and it allowed the change."""
+        self.settled = True
+
+    async def check(self, connection: Connection) -> None:
+        """Admit by the role read now."""
+        self.settled = True
+        caller = await read_caller(connection, self.user_id)
+        admit(caller, self.settings, self.required, read=self.read)
 
 
 def caller_with_role(user_id: int, role: str | None) -> Caller:

@@ -36,11 +36,11 @@ from sqlmodel import SQLModel
 from starlette.concurrency import run_in_threadpool
 
 from backend.auth.dependencies import (
+    PendingCaller,
     admit,
     bearer_scheme,
+    caller_may,
     caller_role_column,
-    caller_with_role,
-    read_caller,
     token_user_id,
 )
 from backend.auth.passwords import hash_password
@@ -70,8 +70,6 @@ from backend.db import get_database
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
-
-_UNREAD: Any = object()  # the caller's role was not read along with the rows
 
 # Declares the bearer scheme on every route (OpenAPI `security`); the handlers read the token.
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -191,10 +189,12 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             .returning(*self.rows.selected)
         )
         self._delete_row = delete(self.table).where(self._pk_column == bindparam("item_id"))
-        # A row and its reader's role in one round trip (see `_connect`).
+        # The same with the caller's role checked in the statement (see `_connect`).
         self._select_one_as_caller = self.rows.select(caller_role_column()).where(
             self._pk_column == bindparam("item_id")
         )
+        self._update_row_as_caller = self._update_row.where(caller_may(resource.write_role))
+        self._inserts_as_caller: dict[tuple[str, ...], Any] = {}
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
@@ -371,63 +371,60 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
     @asynccontextmanager
     async def _connect(
         self, request: Request, arguments: Arguments, *, read: bool, defer_caller: bool = False
-    ) -> AsyncIterator[tuple[Connection, int | None]]:
+    ) -> AsyncIterator[tuple[Connection, "PendingCaller | None"]]:
         """The request's connection, once the caller may do this; then the arguments' 422.
 
         The token is checked before any connection is taken; the caller's role is read fresh
         on the connection, so a role change or a deactivation applies to the next request.
-        With `defer_caller` (and valid arguments) a signed-in caller's id is handed back
-        instead: the route reads the role in its own statement and calls `_admit` itself.
+
+        With `defer_caller` (and valid arguments) a signed-in caller comes back pending: the
+        route checks the role in its own statement (one round trip instead of two) and
+        settles it. Whatever error the route raises before settling it, the caller is checked
+        first, so a 401/403 still comes before a 404, 409 or 422; and a route that returns
+        without settling it is a bug, refused with a 500 rather than answered.
         """
         required = self.resource.read_role if read else self.resource.write_role
         user_id = token_user_id(await bearer_scheme(request), self.settings)
         if user_id is None:
             admit(None, self.settings, required, read=read)
         async with get_database(request).api_connection() as connection:
-            deferred = None
+            pending = None
             if user_id is not None:
-                if defer_caller and not arguments.errors:
-                    deferred = user_id
-                else:
-                    await self._admit(connection, user_id, read=read)
+                pending = PendingCaller(user_id, required, self.settings, read=read)
+                if not defer_caller or arguments.errors:
+                    await pending.check(connection)
             arguments.check()
-            yield connection, deferred
-
-    async def _admit(
-        self, connection: Connection, user_id: int, *, read: bool, role: Any = _UNREAD
-    ) -> None:
-        """401/403 unless the caller may do this; `role` as read with the rows, if it was."""
-        caller = (
-            await read_caller(connection, user_id)
-            if role is _UNREAD
-            else caller_with_role(user_id, role)
-        )
-        required = self.resource.read_role if read else self.resource.write_role
-        admit(caller, self.settings, required, read=read)
+            try:
+                yield connection, pending if pending is not None and not pending.settled else None
+            except (HTTPException, RequestValidationError):
+                if pending is not None and not pending.settled:
+                    await pending.check(connection)
+                raise
+            if pending is not None and not pending.settled:
+                raise RuntimeError(f"{self.resource.name}: the caller's role was never checked")
 
     async def _read_one(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=True, defer_caller=True) as (
             connection,
-            caller_id,
+            pending,
         ):
             item_id = arguments.values["id"]
             async with self._reading():
-                if caller_id is None:
+                if pending is None:
                     row = await connection.first(self.rows.select_one, {"item_id": item_id})
                 else:
-                    parameters = {"item_id": item_id, "caller_id": caller_id}
+                    parameters = {"item_id": item_id, "caller_id": pending.user_id}
                     row = await connection.first(self._select_one_as_caller, parameters)
-                    # No row: the role still decides between 401/403 and the 404.
-                    role = _UNREAD if row is None else row[len(self.rows.names)]
-                    await self._admit(connection, caller_id, read=True, role=role)
-        if row is None:
-            raise not_found(self.resource.name, item_id)
+                    if row is not None:
+                        pending.settle(row[len(self.rows.names)])
+            if row is None:
+                raise not_found(self.resource.name, item_id)
         return self.rows.response(self.rows.record(row))
 
     async def _list(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=True, defer_caller=True) as (
             connection,
-            caller_id,
+            pending,
         ):
             values = arguments.values
             skip, limit = values["skip"], values["limit"]
@@ -453,15 +450,13 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     page = parser.range(values["range"])
                     if page is not None:
                         skip, limit = page
-            if parser.errors and caller_id is not None:
-                await self._admit(connection, caller_id, read=True)  # 401/403 before the 422
             parser.raise_errors()
 
             async with self._reading():
                 estimate = None
                 if not where and _prefers_estimated_count(request):
-                    if caller_id is not None:
-                        await self._admit(connection, caller_id, read=True)
+                    if pending is not None:
+                        await pending.check(connection)
                     estimate = await self._row_estimate(connection)
                 if estimate is not None:
                     statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
@@ -471,7 +466,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     total = end if 0 < len(rows) < limit else max(estimate, end)
                 else:
                     rows, total = await self._page_and_total(
-                        connection, where, order_by, skip, limit, caller_id
+                        connection, where, order_by, skip, limit, pending
                     )
         records = self.rows.records(rows)
         first, last = skip, skip + len(records) - 1
@@ -485,12 +480,17 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return self.rows.response(records, headers=headers)
 
     async def _insert(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as (connection, _):
+        async with self._connect(request, arguments, read=False, defer_caller=True) as (
+            connection,
+            pending,
+        ):
             data = arguments.values["payload"].model_dump()
             links = self._pop_links(data)
             columns = self._column_values(await self.prepare_values(data))
             async with self._writing(connection, columns):
                 if links:
+                    if pending is not None:
+                        await pending.check(connection)
                     async with connection.atomic():
                         await self._check_links(connection, links)
                         created = await connection.first(self._insert_row, columns)
@@ -498,8 +498,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         item_id = created[self.rows.names.index(self._pk)]
                         await self._replace_links(connection, item_id, links, new=True)
                 else:
-                    created = await connection.first(self._insert_row, columns)
-                    assert created is not None
+                    created = await self._insert_one(connection, columns, pending)
                     item_id = created[self.rows.names.index(self._pk)]
         record = self.rows.record(created, links=False)
         for link in self.rows.links:  # a new row has the links just written, or none
@@ -509,17 +508,52 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             record, status_code=status.HTTP_201_CREATED, headers={"Location": location}
         )
 
+    async def _insert_one(
+        self, connection: Connection, columns: dict[str, Any], pending: "PendingCaller | None"
+    ) -> Any:
+        """INSERT ... RETURNING the row; for a pending caller, only if their role allows it
+        (INSERT ... SELECT ... WHERE the caller may write), in the same statement."""
+        if pending is not None:
+            statement = self._insert_as_caller(tuple(columns))
+            created = await connection.first(statement, {**columns, "caller_id": pending.user_id})
+            if created is not None:
+                pending.granted()
+                return created
+            await pending.check(connection)  # 401/403; or the role changed in between
+        created = await connection.first(self._insert_row, columns)
+        assert created is not None  # INSERT ... RETURNING
+        return created
+
+    def _insert_as_caller(self, keys: tuple[str, ...]) -> Any:
+        statement = self._inserts_as_caller.get(keys)
+        if statement is None:
+            values = [bindparam(key, type_=self.table.columns[key].type) for key in keys]
+            allowed = caller_may(self.resource.write_role)
+            statement = (
+                insert(self.table)
+                .from_select(list(keys), select(*values).where(allowed))
+                .returning(*self.rows.columns)
+            )
+            self._inserts_as_caller[keys] = statement
+        return statement
+
     async def _replace(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as (connection, _):
+        async with self._connect(request, arguments, read=False, defer_caller=True) as (
+            connection,
+            pending,
+        ):
             payload = arguments.values["payload"]
             data = payload.model_dump(exclude=self.read_only)
             for name in self.write_only:  # left out: keep what is stored
                 if data.get(name) is None:
                     data.pop(name, None)
-            return await self._change(connection, arguments.values["id"], data)
+            return await self._change(connection, arguments.values["id"], data, pending)
 
     async def _partial_update(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as (connection, _):
+        async with self._connect(request, arguments, read=False, defer_caller=True) as (
+            connection,
+            pending,
+        ):
             data = arguments.values["payload"].model_dump(exclude_unset=True)
             columns = self.resource.table.columns
             errors = [
@@ -529,7 +563,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             ]
             if errors:
                 raise RequestValidationError(errors)
-            return await self._change(connection, arguments.values["id"], data)
+            return await self._change(connection, arguments.values["id"], data, pending)
 
     async def _remove(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=False) as (connection, _):
@@ -609,26 +643,64 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     # Helpers -----------------------------------------------------------------------------
 
-    async def _change(self, connection: Connection, item_id: int, data: dict[str, Any]) -> Response:
-        """UPDATE ... RETURNING the changed row (a SELECT when only links change)."""
+    async def _change(
+        self,
+        connection: Connection,
+        item_id: int,
+        data: dict[str, Any],
+        pending: "PendingCaller | None",
+    ) -> Response:
+        """UPDATE ... RETURNING the changed row (a SELECT when only links change).
+
+        Only columns: one statement, which for a pending caller also checks their role.
+        With links: one transaction of several statements, the caller checked first.
+        """
         links = self._pop_links(data)
         values = await self.prepare_values(data)
-        async with self._writing(connection, values), connection.atomic():
-            if values:
-                # The SET clause follows the parameters' keys: one prebuilt statement serves
-                # every combination of fields (compiled once per combination).
-                parameters = {**values, "tablestack_row_pk": item_id}
-                found = await connection.first(self._update_row, parameters)
+        async with self._writing(connection, values):
+            if values and not links:
+                found = await self._update_one(connection, item_id, values, pending)
             else:
-                found = await connection.first(self.rows.select_one, {"item_id": item_id})
-            if found is None:
-                raise not_found(self.resource.name, item_id)
-            await self._check_links(connection, links)
-            await self._replace_links(connection, item_id, links, new=False)
+                if pending is not None:
+                    await pending.check(connection)
+                async with connection.atomic():
+                    if values:
+                        parameters = {**values, "tablestack_row_pk": item_id}
+                        found = await connection.first(self._update_row, parameters)
+                    else:
+                        found = await connection.first(self.rows.select_one, {"item_id": item_id})
+                    if found is None:
+                        raise not_found(self.resource.name, item_id)
+                    await self._check_links(connection, links)
+                    await self._replace_links(connection, item_id, links, new=False)
         record = self.rows.record(found)
         for name, ids in links.items():  # as just written (the row showed the previous ones)
             record[name] = sorted(ids)
         return self.rows.response(record)
+
+    async def _update_one(
+        self,
+        connection: Connection,
+        item_id: int,
+        values: dict[str, Any],
+        pending: "PendingCaller | None",
+    ) -> Any:
+        """UPDATE ... RETURNING; for a pending caller, WHERE their role allows it too.
+
+        The SET clause follows the parameters' keys: one prebuilt statement serves every
+        combination of fields (compiled once per combination).
+        """
+        parameters = {**values, "tablestack_row_pk": item_id}
+        if pending is None:
+            found = await connection.first(self._update_row, parameters)
+        else:
+            parameters["caller_id"] = pending.user_id
+            found = await connection.first(self._update_row_as_caller, parameters)
+            if found is not None:
+                pending.granted()
+        if found is None:
+            raise not_found(self.resource.name, item_id)  # or 401/403: see `_connect`
+        return found
 
     async def _page_and_total(
         self,
@@ -637,26 +709,28 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         order_by: list[Any],
         skip: int,
         limit: int,
-        caller_id: int | None,
+        pending: "PendingCaller | None",
     ) -> tuple[list[Any], int]:
         """A page and the exact total in one round trip, each row carrying the total (an
         uncorrelated scalar subquery, computed once). Only a page past the end counts again.
 
-        With `caller_id`, each row also carries the caller's role, and the caller is admitted
+        For a pending caller each row also carries their role, and the caller is admitted
         from it (or, for an empty page, from a query of its own) before anything is returned.
         """
         count = select(func.count()).select_from(self.table).where(*where)
         extra = [count.scalar_subquery()]
-        if caller_id is not None:
+        if pending is not None:
             extra.append(caller_role_column())
         statement = (
             self.rows.select(*extra).where(*where).order_by(*order_by).offset(skip).limit(limit)
         )
-        parameters = None if caller_id is None else {"caller_id": caller_id}
+        parameters = None if pending is None else {"caller_id": pending.user_id}
         rows = await connection.all(statement, parameters)
-        if caller_id is not None:
-            role = rows[0][len(self.rows.names) + 1] if rows else _UNREAD
-            await self._admit(connection, caller_id, read=True, role=role)
+        if pending is not None:
+            if rows:
+                pending.settle(rows[0][len(self.rows.names) + 1])
+            else:
+                await pending.check(connection)
         if rows:
             return rows, int(rows[0][len(self.rows.names)])
         if skip == 0:
