@@ -488,7 +488,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             links = self._pop_links(data)
             columns = self._column_values(await self.prepare_values(data))
             async with self._writing(connection, columns):
-                if links:
+                if any(links.values()):  # a new row with no links is one INSERT
                     if pending is not None:
                         await pending.check(connection)
                     async with connection.atomic():
