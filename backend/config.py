@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # of at least this many rows (smaller ones are counted exactly, which is cheap).
     estimated_count_min_rows: int = Field(default=10_000, ge=0)
     access_token_expire_minutes: int = Field(default=60, ge=1)
+    # FastAPI's own OpenTelemetry spans, metrics and logs per request. Off unless asked: when
+    # on and no provider is configured, FastAPI looks for one in the environment on every
+    # request (a tenth of a small API request's time).
+    telemetry: bool = False
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False

@@ -35,6 +35,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         summary="REST CRUD API generated from the registered SQLModel tables.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.telemetry,
+            "metrics": settings.telemetry,
+            "logs": settings.telemetry,
+        },
     )
     app.state.settings = settings
     app.state.database = database
