@@ -72,11 +72,15 @@ _Processors = list[tuple[int, Callable[[Any], Any]]]
 class _Compiled:
     """One statement shape compiled for the dialect, and its result processors once known."""
 
-    __slots__ = ("compiled", "binds", "processors", "sql", "order", "bind_processors")
+    __slots__ = ("compiled", "binds", "prefetch", "processors", "sql", "order", "bind_processors")
 
     def __init__(self, compiled: Any, binds: Sequence[Any]) -> None:
         self.compiled = compiled
         self.binds = binds  # the bind parameters of the statement it was compiled from
+        # Columns whose Python-side default (or onupdate) the caller computes, by bind name.
+        self.prefetch = [(column.key, column.default) for column in compiled.insert_prefetch] + [
+            (column.key, column.onupdate) for column in compiled.update_prefetch
+        ]
         # For a statement whose SQL does not depend on its values (no IN lists to expand):
         # the SQL, the parameters' order and their processors, taken from its first run.
         self.sql: str | None = None
@@ -87,9 +91,49 @@ class _Compiled:
         self.processors: _Processors | None = None
 
 
-# Keyed by SQLAlchemy's cache key of the statement and the column keys of its parameters
-# (an INSERT/UPDATE's columns follow the parameters given).
-_CACHE_SIZE = 500
+class StatementCache:
+    """Statements compiled for one dialect, each shape once.
+
+    Keyed by SQLAlchemy's cache key of the statement - a list page rebuilt per request with
+    other values finds the shape compiled for an earlier one - and the column keys of its
+    parameters (an INSERT/UPDATE's columns follow the parameters given). A statement object
+    seen recently (the routes' prebuilt ones) is also found by identity, which skips hashing
+    its cache key.
+    """
+
+    SIZE = 500
+    IDENTITY_SIZE = 256
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._by_key: LRUCache[Any, _Compiled] = LRUCache(self.SIZE)
+        self._by_identity: dict[tuple[int, tuple[str, ...]], tuple[Any, _Compiled, Params]] = {}
+
+    def lookup(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[_Compiled, Params]:
+        """The compiled shape of `statement`, and the statement's own bound values by the
+        names that compiled shape gives them."""
+        known = self._by_identity.get((id(statement), keys))
+        if known is not None and known[0] is statement:
+            return known[1], known[2]
+        cache_key = statement._generate_cache_key()
+        if cache_key is None:  # a construct SQLAlchemy cannot cache: compiled every time
+            return _Compiled(self._compile(statement, keys), ()), {}
+        entry = self._by_key.get((cache_key.key, keys))
+        if entry is None:
+            entry = _Compiled(self._compile(statement, keys), cache_key.bindparams)
+            self._by_key[(cache_key.key, keys)] = entry
+        names = entry.compiled.bind_names
+        own = {
+            names[original]: current.effective_value
+            for original, current in zip(entry.binds, cache_key.bindparams, strict=True)
+        }
+        if len(self._by_identity) >= self.IDENTITY_SIZE:
+            self._by_identity.clear()  # list pages are new objects each time: start over
+        self._by_identity[(id(statement), keys)] = (statement, entry, own)
+        return entry, own
+
+    def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> Any:
+        return statement.compile(dialect=self.dialect, column_keys=list(keys))
 
 
 class AsyncpgConnection(Connection):
@@ -99,7 +143,7 @@ class AsyncpgConnection(Connection):
         self,
         pooled: PoolProxiedConnection,
         dialect: Dialect,
-        cache: LRUCache[Any, _Compiled],
+        cache: StatementCache,
         *,
         joined: bool,
     ) -> None:
@@ -114,36 +158,19 @@ class AsyncpgConnection(Connection):
         self, statement: ClauseElement, params: Params | None
     ) -> tuple[_Compiled, str, list[Any]]:
         """The compiled statement, SQL and positional arguments of `statement` with `params`."""
-        keys = tuple(params) if params else ()
-        cache_key = statement._generate_cache_key()
-        values: dict[str, Any] = {}
-        if cache_key is None:  # a construct SQLAlchemy cannot cache: compile it each time
-            entry = _Compiled(statement.compile(dialect=self._dialect, column_keys=list(keys)), ())
-        else:
-            cached = self._cache.get((cache_key.key, keys))
-            if cached is None:
-                compiled = statement.compile(dialect=self._dialect, column_keys=list(keys))
-                cached = _Compiled(compiled, cache_key.bindparams)
-                self._cache[(cache_key.key, keys)] = cached
-            entry = cached
-            # This statement's own values, under the names of the statement compiled first.
-            names = entry.compiled.bind_names
-            for original, current in zip(entry.binds, cache_key.bindparams, strict=True):
-                values[names[original]] = current.effective_value
-        if params:
-            values.update(params)
-        compiled = entry.compiled
-        for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
+        entry, own = self._cache.lookup(statement, tuple(params) if params else ())
+        values = {**own, **params} if params else dict(own)
+        for key, default in entry.prefetch:
             # Python-side defaults the statement leaves to the caller (`onupdate=...`), as
             # SQLAlchemy's execution context computes them.
-            default = column.onupdate if column in compiled.update_prefetch else column.default
-            values[column.key] = default.arg(None) if default.is_callable else default.arg
+            values[key] = default.arg(None) if default.is_callable else default.arg
         if entry.sql is not None:
             bind = entry.bind_processors
             arguments = [
                 bind[name](values[name]) if name in bind else values[name] for name in entry.order
             ]
             return entry, entry.sql, arguments
+        compiled = entry.compiled
         state = compiled.construct_expanded_state(values)
         bind = state.processors
         order = state.positiontup or ()
@@ -357,7 +384,15 @@ class ConnectionSource:
     """Where the generated routes get their connection: the pool, or a bound connection."""
 
     def __init__(self) -> None:
-        self._cache: LRUCache[Any, _Compiled] = LRUCache(_CACHE_SIZE)
+        self._caches: dict[tuple[Any, ...], StatementCache] = {}
+
+    def _cache(self, dialect: Dialect) -> StatementCache:
+        """One cache per kind of dialect (engines made alike compile alike)."""
+        kind = (dialect.name, dialect.driver, dialect.server_version_info)
+        cache = self._caches.get(kind)
+        if cache is None:
+            cache = self._caches[kind] = StatementCache(dialect)
+        return cache
 
     @asynccontextmanager
     async def connect(
@@ -380,10 +415,14 @@ class ConnectionSource:
             pooled: Any = await bound.get_raw_connection()
             if not pooled.driver_connection.is_in_transaction():
                 await bound.exec_driver_sql("SELECT 1")  # SQLAlchemy begins lazily: begin now
-            yield AsyncpgConnection(pooled, engine.dialect, self._cache, joined=True)
+            yield AsyncpgConnection(
+                pooled, engine.dialect, self._cache(engine.dialect), joined=True
+            )
             return
         pooled = await engine.raw_connection()
-        connection = AsyncpgConnection(pooled, engine.dialect, self._cache, joined=False)
+        connection = AsyncpgConnection(
+            pooled, engine.dialect, self._cache(engine.dialect), joined=False
+        )
         try:
             yield connection
         except BaseException as exc:

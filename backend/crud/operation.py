@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from annotated_types import Ge, Le
 from fastapi import HTTPException
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
@@ -82,13 +83,19 @@ class ArgumentReader:
         self.query_fields = route.dependant.query_params
         self.body_field = route.body_field
         self.embed_body = route._embed_body_fields
+        self.int_path = _bounded_int(self.path_fields)
 
     async def __call__(self, request: Request) -> Arguments:
         arguments = Arguments({})
-        for fields, received in (
-            (self.path_fields, request.path_params),
-            (self.query_fields, request.query_params),
-        ):
+        fields_to_read: tuple[tuple[list[Any], Any], ...]
+        if self.int_path is not None and self._read_int_path(request, arguments):
+            fields_to_read = ((self.query_fields, request.query_params),)
+        else:
+            fields_to_read = (
+                (self.path_fields, request.path_params),
+                (self.query_fields, request.query_params),
+            )
+        for fields, received in fields_to_read:
             if fields:
                 values, errors = request_params_to_args(fields, received)
                 arguments.values.update(values)
@@ -113,6 +120,33 @@ class ArgumentReader:
             arguments.values.update(values)
             arguments.errors.extend(errors)
         return arguments
+
+    def _read_int_path(self, request: Request, arguments: Arguments) -> bool:
+        """The common case of a route's one integer path parameter (`/{id}`), read directly:
+        plain ASCII digits within its bounds, which FastAPI would accept as the same number.
+        False for anything else, which FastAPI's validation then reads (and reports)."""
+        assert self.int_path is not None
+        name, low, high = self.int_path
+        raw = request.path_params.get(name)
+        if not (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
+            return False
+        value = int(raw)
+        if not low <= value <= high:
+            return False
+        arguments.values[name] = value
+        return True
+
+
+def _bounded_int(fields: list[Any]) -> tuple[str, int, int] | None:
+    """(name, ge, le) when the only path parameter is an `int` with both bounds."""
+    if len(fields) != 1 or fields[0].field_info.annotation is not int:
+        return None
+    field = fields[0]
+    low = next((m.ge for m in field.field_info.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.field_info.metadata if isinstance(m, Le)), None)
+    if not isinstance(low, int) or not isinstance(high, int) or field.alias != field.name:
+        return None
+    return field.name, low, high
 
 
 async def _json_body(request: Request) -> Any:
