@@ -163,14 +163,38 @@ def field_specs(resource: ResourceOptions) -> dict[str, FieldSpec]:
     return specs
 
 
-@dataclass
-class ListQuery:
-    """A parsed list request."""
+PLAIN_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte")
 
-    where: list[ColumnElement[bool]]
-    order_by: list[UnaryExpression[Any]]
-    skip: int
-    limit: int
+
+@dataclass(frozen=True)
+class PlainFilter:
+    """`field__operator=value` comparing a column with one value."""
+
+    spec: FieldSpec
+    operator: str
+    value: Any
+
+    def condition(self, value: Any) -> ColumnElement[bool]:
+        """The comparison with `value` (a bound parameter, when building a reusable shape)."""
+        column = self.spec.column
+        assert column is not None
+        compare: dict[str, Callable[[Any], ColumnElement[bool]]] = {
+            "eq": column.__eq__,
+            "ne": column.__ne__,
+            "gt": column.__gt__,
+            "gte": column.__ge__,
+            "lt": column.__lt__,
+            "lte": column.__le__,
+        }
+        return compare[self.operator](value)
+
+    @property
+    def bind_type(self) -> Any:
+        """The parameter's type: plain NUMERIC for decimals (see `FieldSpec.bind`)."""
+        if isinstance(self.value, Decimal):
+            return Numeric(asdecimal=True)
+        assert self.spec.column is not None
+        return self.spec.column.type
 
 
 class ListParser:
@@ -205,6 +229,32 @@ class ListParser:
             if condition is not None:
                 conditions.append(condition)
         return conditions
+
+    def plain_filters(self, params: Iterable[tuple[str, str]]) -> list[PlainFilter] | None:
+        """The filters as (field, operator, value) when each is a plain comparison of a column
+        with one value (`=`, `gt`, `gte`, `lt`, `lte`, and `ne` on a NOT NULL column): a list
+        statement of that shape can be built once and reused with other values. None when one
+        is not, or is wrong: `query_filters` then builds the conditions (or the errors)."""
+        filters = []
+        for key, raw in params:
+            if key in RESERVED:
+                continue
+            name, _, operator = key.partition("__")
+            spec = self.specs.get(name)
+            operator = operator or "eq"
+            if (
+                spec is None
+                or spec.column is None
+                or operator not in PLAIN_OPERATORS
+                or (operator == "ne" and spec.nullable)
+            ):
+                return None
+            try:
+                value = spec.parse(raw)
+            except ParameterError:
+                return None
+            filters.append(PlainFilter(spec, operator, value))
+        return filters
 
     def json_filter(self, raw: str) -> list[ColumnElement[bool]]:
         """Conditions from react-admin's `filter={"field": value, "q": "..."}`."""

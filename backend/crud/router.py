@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
+    BigInteger,
     Column,
     Table,
     bindparam,
@@ -58,7 +59,13 @@ from backend.crud.errors import (
     not_found,
 )
 from backend.crud.operation import Arguments, OperationRoute, served_by
-from backend.crud.query import ListParser, ParameterError, check_text, openapi_filter_parameters
+from backend.crud.query import (
+    ListParser,
+    ParameterError,
+    PlainFilter,
+    check_text,
+    openapi_filter_parameters,
+)
 from backend.crud.rows import JSONBytesResponse, LinkTable, row_shape
 from backend.crud.schemas import (
     derive_replace_schema,
@@ -195,6 +202,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         )
         self._update_row_as_caller = self._update_row.where(caller_may(resource.write_role))
         self._inserts_as_caller: dict[tuple[str, ...], Any] = {}
+        self._plain_pages: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
@@ -433,7 +441,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 dialect="sqlite" if self.settings.is_sqlite else "postgresql",
                 page_size_max=self.settings.page_size_max,
             )
-            where = parser.query_filters(request.query_params.multi_items())
+            query = request.query_params.multi_items()
+            plain = None
+            if values["q"] is None and values["filter"] is None and values["range"] is None:
+                plain = parser.plain_filters(query)  # the common case: a reusable shape
+            where = parser.query_filters(query) if plain is None else []
             if values["q"] is not None:
                 condition = parser.search(values["q"])
                 if condition is not None:
@@ -454,7 +466,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
             async with self._reading():
                 estimate = None
-                if not where and _prefers_estimated_count(request):
+                if not (where or plain) and _prefers_estimated_count(request):
                     if pending is not None:
                         await pending.check(connection)
                     estimate = await self._row_estimate(connection)
@@ -465,8 +477,16 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     end = skip + len(rows)
                     total = end if 0 < len(rows) < limit else max(estimate, end)
                 else:
+                    if plain is not None:
+                        shape = (tuple((f.spec.name, f.operator) for f in plain), values["sort"])
+                        page_and_count, parameters = self._plain_page(
+                            shape, plain, order_by, skip, limit, pending
+                        )
+                    else:
+                        page_and_count = self._page(where, order_by, skip, limit, pending)
+                        parameters = {}
                     rows, total = await self._page_and_total(
-                        connection, where, order_by, skip, limit, pending
+                        connection, *page_and_count, parameters, skip, pending
                     )
         records = self.rows.records(rows)
         first, last = skip, skip + len(records) - 1
@@ -702,30 +722,72 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             raise not_found(self.resource.name, item_id)  # or 401/403: see `_connect`
         return found
 
-    async def _page_and_total(
+    def _page(
         self,
-        connection: Connection,
         where: list[Any],
         order_by: list[Any],
-        skip: int,
-        limit: int,
+        skip: Any,
+        limit: Any,
         pending: "PendingCaller | None",
-    ) -> tuple[list[Any], int]:
-        """A page and the exact total in one round trip, each row carrying the total (an
-        uncorrelated scalar subquery, computed once). Only a page past the end counts again.
+    ) -> tuple[Any, Any]:
+        """The page statement and its count statement.
 
-        For a pending caller each row also carries their role, and the caller is admitted
-        from it (or, for an empty page, from a query of its own) before anything is returned.
+        The page and the exact total come in one round trip: each row carries the total (an
+        uncorrelated scalar subquery, computed once) and, for a pending caller, their role.
         """
         count = select(func.count()).select_from(self.table).where(*where)
         extra = [count.scalar_subquery()]
         if pending is not None:
             extra.append(caller_role_column())
-        statement = (
-            self.rows.select(*extra).where(*where).order_by(*order_by).offset(skip).limit(limit)
-        )
-        parameters = None if pending is None else {"caller_id": pending.user_id}
-        rows = await connection.all(statement, parameters)
+        page = self.rows.select(*extra).where(*where).order_by(*order_by).offset(skip).limit(limit)
+        return page, count
+
+    def _plain_page(
+        self,
+        shape: tuple[Any, ...],
+        filters: list[PlainFilter],
+        order_by: list[Any],
+        skip: int,
+        limit: int,
+        pending: "PendingCaller | None",
+    ) -> tuple[tuple[Any, Any], dict[str, Any]]:
+        """`_page` for plain comparisons, built once per shape (fields, operators, sort) with
+        the values as parameters: a list request then builds no SQL and hashes no cache key."""
+        key = (*shape, pending is not None)
+        statements = self._plain_pages.get(key)
+        if statements is None:
+            where = [
+                f.condition(bindparam(f"tablestack_filter_{i}", type_=f.bind_type))
+                for i, f in enumerate(filters)
+            ]
+            offset = bindparam("tablestack_skip", type_=BigInteger())
+            page_size = bindparam("tablestack_limit", type_=BigInteger())
+            statements = self._page(where, order_by, offset, page_size, pending)
+            if len(self._plain_pages) >= _PLAIN_PAGES:
+                self._plain_pages.clear()
+            self._plain_pages[key] = statements
+        parameters = {f"tablestack_filter_{i}": f.value for i, f in enumerate(filters)}
+        parameters["tablestack_skip"] = skip
+        parameters["tablestack_limit"] = limit
+        return statements, parameters
+
+    async def _page_and_total(
+        self,
+        connection: Connection,
+        page: Any,
+        count: Any,
+        parameters: dict[str, Any],
+        skip: int,
+        pending: "PendingCaller | None",
+    ) -> tuple[list[Any], int]:
+        """The rows of `page` and the total; only a page past the end counts again.
+
+        A pending caller is admitted from the role the rows carry (or, for an empty page,
+        from a query of its own) before anything is returned.
+        """
+        if pending is not None:
+            parameters = {**parameters, "caller_id": pending.user_id}
+        rows = await connection.all(page, parameters or None)
         if pending is not None:
             if rows:
                 pending.settle(rows[0][len(self.rows.names) + 1])
@@ -735,7 +797,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             return rows, int(rows[0][len(self.rows.names)])
         if skip == 0:
             return rows, 0
-        return rows, int(await connection.scalar(count))
+        return rows, int(await connection.scalar(count, parameters or None))
 
     async def _row_estimate(self, connection: Connection) -> int | None:
         """PostgreSQL's estimate of the table's rows (as PostgREST's `count=estimated`).
@@ -856,6 +918,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             if is_data_exception(exc):
                 raise invalid(["query"], "a value cannot be used by the database") from None
             raise
+
+
+_PLAIN_PAGES = 256  # list statement shapes kept per resource
 
 
 def _insert_defaults(
