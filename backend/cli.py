@@ -94,7 +94,7 @@ def serve(
     typer.echo(f"  API docs: http://{shown}:{port}/docs")
     typer.echo(f"  Admin:    http://{shown}:{port}/admin")
     uvicorn.run(
-        "backend.main:create_app",
+        "backend.main:create_served_app",
         factory=True,
         host=host,
         port=port,
