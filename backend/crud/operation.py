@@ -84,22 +84,29 @@ class ArgumentReader:
         self.body_field = route.body_field
         self.embed_body = route._embed_body_fields
         self.int_path = _bounded_int(self.path_fields)
+        # Optional query parameters known by their own name: their defaults, by name.
+        self.defaults = {
+            field.name: field.field_info.default
+            for field in self.query_fields
+            if field.alias == field.name
+            and field.field_info.validation_alias is None
+            and not field.field_info.is_required()
+            and not field.field_info.validate_default
+            and isinstance(field.field_info.default, int | str | bool | None)
+        }
 
     async def __call__(self, request: Request) -> Arguments:
         arguments = Arguments({})
-        fields_to_read: tuple[tuple[list[Any], Any], ...]
-        if self.int_path is not None and self._read_int_path(request, arguments):
-            fields_to_read = ((self.query_fields, request.query_params),)
-        else:
-            fields_to_read = (
-                (self.path_fields, request.path_params),
-                (self.query_fields, request.query_params),
-            )
-        for fields, received in fields_to_read:
-            if fields:
-                values, errors = request_params_to_args(fields, received)
-                arguments.values.update(values)
-                arguments.errors.extend(errors)
+        if not (self.int_path is not None and self._read_int_path(request, arguments)):
+            self._read(self.path_fields, request.path_params, arguments)
+        if self.query_fields:
+            query = request.query_params
+            # A parameter the request leaves out takes its default, as FastAPI would give it.
+            given = [f for f in self.query_fields if f.name not in self.defaults or f.name in query]
+            for name, default in self.defaults.items():
+                if name not in query:
+                    arguments.values[name] = default
+            self._read(given, query, arguments)
         if self.body_field is not None:
             try:
                 body = await _json_body(request)
@@ -120,6 +127,14 @@ class ArgumentReader:
             arguments.values.update(values)
             arguments.errors.extend(errors)
         return arguments
+
+    @staticmethod
+    def _read(fields: list[Any], received: Any, arguments: Arguments) -> None:
+        """FastAPI's own reading and validation of `fields` from `received`."""
+        if fields:
+            values, errors = request_params_to_args(fields, received)
+            arguments.values.update(values)
+            arguments.errors.extend(errors)
 
     def _read_int_path(self, request: Request, arguments: Arguments) -> bool:
         """The common case of a route's one integer path parameter (`/{id}`), read directly:

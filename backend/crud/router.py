@@ -452,7 +452,15 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     where.append(condition)
             if values["filter"] is not None:
                 where.extend(parser.json_filter(values["filter"]))
-            order_by = parser.sort(values["sort"])
+            shape = None
+            if plain is not None:
+                shape = (
+                    tuple((f.spec.name, f.operator) for f in plain),
+                    values["sort"],
+                    pending is not None,
+                )
+            # A shape already built had a valid sort: no need to parse it again.
+            order_by = [] if shape in self._plain_pages else parser.sort(values["sort"])
             if values["range"] is not None:
                 if {"skip", "limit"} & set(request.query_params):
                     parser.error(
@@ -471,14 +479,14 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         await pending.check(connection)
                     estimate = await self._row_estimate(connection)
                 if estimate is not None:
+                    order_by = order_by or parser.sort(values["sort"])
                     statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
                     rows = await connection.all(statement)
                     # Exact when the page shows the end; never below what the page shows.
                     end = skip + len(rows)
                     total = end if 0 < len(rows) < limit else max(estimate, end)
                 else:
-                    if plain is not None:
-                        shape = (tuple((f.spec.name, f.operator) for f in plain), values["sort"])
+                    if plain is not None and shape is not None:
                         page_and_count, parameters = self._plain_page(
                             shape, plain, order_by, skip, limit, pending
                         )
@@ -751,10 +759,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         limit: int,
         pending: "PendingCaller | None",
     ) -> tuple[tuple[Any, Any], dict[str, Any]]:
-        """`_page` for plain comparisons, built once per shape (fields, operators, sort) with
-        the values as parameters: a list request then builds no SQL and hashes no cache key."""
-        key = (*shape, pending is not None)
-        statements = self._plain_pages.get(key)
+        """`_page` for plain comparisons, built once per shape (fields, operators, sort, and
+        whether the caller's role comes along) with the values as parameters: a list request
+        then builds no SQL and hashes no cache key."""
+        statements = self._plain_pages.get(shape)
         if statements is None:
             where = [
                 f.condition(bindparam(f"tablestack_filter_{i}", type_=f.bind_type))
@@ -765,7 +773,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             statements = self._page(where, order_by, offset, page_size, pending)
             if len(self._plain_pages) >= _PLAIN_PAGES:
                 self._plain_pages.clear()
-            self._plain_pages[key] = statements
+            self._plain_pages[shape] = statements
         parameters = {f"tablestack_filter_{i}": f.value for i, f in enumerate(filters)}
         parameters["tablestack_skip"] = skip
         parameters["tablestack_limit"] = limit
