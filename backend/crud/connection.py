@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import LRUCache
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 Params = Mapping[str, Any]
 Row = Sequence[Any]
@@ -221,7 +222,9 @@ class AsyncpgConnection(Connection):
             return []
         described = (await self._driver.prepare(sql)).get_attributes()
         processors = (
-            column.type._cached_result_processor(self._dialect, attribute.type.oid)
+            None
+            if _redundant(column.type, attribute.type.oid)
+            else column.type._cached_result_processor(self._dialect, attribute.type.oid)
             for column, attribute in zip(columns, described, strict=False)
         )
         return [(i, process) for i, process in enumerate(processors) if process is not None]
@@ -365,6 +368,19 @@ class SQLAlchemyConnection(Connection):
                 await self._connection.commit()
         finally:
             self._in_atomic = False
+
+
+_TIMESTAMPTZ = 1184  # PostgreSQL's type oid of `timestamp with time zone`
+
+
+def _redundant(column_type: Any, oid: int) -> bool:
+    """Whether the type's result processing gives back what asyncpg already returns.
+
+    sqlmodel's UTCDateTime (every aware datetime column) turns values into aware UTC
+    datetimes; asyncpg decodes `timestamptz` into exactly that. Skipping it saves a call per
+    value - two per row of a typical table (`tests/api/test_connection.py` checks the claim).
+    """
+    return isinstance(column_type, UTCDateTime) and oid == _TIMESTAMPTZ
 
 
 def _is_driver_error(error: Exception) -> bool:
