@@ -35,8 +35,10 @@ async def test_utc_datetime_needs_no_processing_of_what_asyncpg_returns(
         received = await direct.scalar(statement, {"at": sent})
         assert received == sent
         assert received.tzinfo is UTC
-        assert process(received) == received and process(received).tzinfo is UTC
-        assert received.isoformat() == process(received).isoformat()
+        processed = process(received)
+        assert isinstance(processed, datetime)
+        assert processed == received and processed.tzinfo is UTC
+        assert received.isoformat() == processed.isoformat()
 
 
 async def test_same_shape_statements_use_their_own_values(direct: AsyncpgConnection) -> None:
@@ -51,7 +53,8 @@ async def test_driver_errors_are_sqlalchemy_errors(direct: AsyncpgConnection) ->
     await direct.execute(tags.insert(), {"name": "twice"})
     with pytest.raises(IntegrityError) as raised:
         await direct.execute(tags.insert(), {"name": "twice"})
-    assert getattr(raised.value.orig.__cause__, "sqlstate", None) == "23505"
+    cause = getattr(raised.value.orig, "__cause__", None)
+    assert getattr(cause, "sqlstate", None) == "23505"
     assert await direct.scalar(select(tags.c.name).where(tags.c.name == "twice")) == "twice"
 
 
