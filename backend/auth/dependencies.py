@@ -11,7 +11,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, ScalarSelect, Table, bindparam, exists, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    String,
+    Table,
+    bindparam,
+    exists,
+    or_,
+    select,
+    type_coerce,
+)
 
 from backend.auth.tokens import InvalidToken, read_access_token
 from backend.config import Settings
@@ -105,7 +115,8 @@ def caller_role_column() -> ScalarSelect[Any]:
     as fresh as a query of its own would.
     """
     active = _users.c.id == bindparam("caller_id")
-    return select(_users.c.role).where(active, _users.c.is_active).scalar_subquery()
+    role = type_coerce(_users.c.role, String())  # the text: no enum conversion on every row
+    return select(role).where(active, _users.c.is_active).scalar_subquery()
 
 
 def caller_may(required: Role) -> ColumnElement[bool]:

@@ -83,21 +83,25 @@ class ArgumentReader:
         self.query_fields = route.dependant.query_params
         self.body_field = route.body_field
         self.embed_body = route._embed_body_fields
-        self.int_path = _bounded_int(self.path_fields)
+        # Integer parameters with both bounds, known by their own name: (low, high).
+        self.bounded_ints = {
+            param.name: bounds
+            for param in (*self.path_fields, *self.query_fields)
+            if (bounds := _int_bounds(param)) is not None
+        }
         # Optional query parameters known by their own name: their defaults, by name.
         self.defaults = {
-            field.name: field.field_info.default
-            for field in self.query_fields
-            if field.alias == field.name
-            and field.field_info.validation_alias is None
-            and not field.field_info.is_required()
-            and not field.field_info.validate_default
-            and isinstance(field.field_info.default, int | str | bool | None)
+            param.name: param.field_info.default
+            for param in self.query_fields
+            if _plain_name(param)
+            and not param.field_info.is_required()
+            and not param.field_info.validate_default
+            and isinstance(param.field_info.default, int | str | bool | None)
         }
 
     async def __call__(self, request: Request) -> Arguments:
         arguments = Arguments({})
-        if not (self.int_path is not None and self._read_int_path(request, arguments)):
+        if self.path_fields:
             self._read(self.path_fields, request.path_params, arguments)
         if self.query_fields:
             query = request.query_params
@@ -128,40 +132,49 @@ class ArgumentReader:
             arguments.errors.extend(errors)
         return arguments
 
-    @staticmethod
-    def _read(fields: list[Any], received: Any, arguments: Arguments) -> None:
-        """FastAPI's own reading and validation of `fields` from `received`."""
-        if fields:
-            values, errors = request_params_to_args(fields, received)
+    def _read(self, fields: list[Any], received: Any, arguments: Arguments) -> None:
+        """`fields` from `received`, validated by FastAPI's own functions.
+
+        Except the common case of a bounded integer written as plain digits (an id, `limit`):
+        FastAPI would read it as the same number, so it is read directly. Anything else about
+        it (a sign, leading zeros, out of bounds, not a number) goes to FastAPI, which reads or
+        reports it.
+        """
+        rest = []
+        for param in fields:
+            bounds = self.bounded_ints.get(param.name)
+            raw = received.get(param.name) if bounds is not None else None
+            if (
+                bounds is not None
+                and isinstance(raw, str)
+                and raw.isascii()
+                and raw.isdigit()
+                and (raw[0] != "0" or raw == "0")
+                and bounds[0] <= int(raw) <= bounds[1]
+            ):
+                arguments.values[param.name] = int(raw)
+            else:
+                rest.append(param)
+        if rest:
+            values, errors = request_params_to_args(rest, received)
             arguments.values.update(values)
             arguments.errors.extend(errors)
 
-    def _read_int_path(self, request: Request, arguments: Arguments) -> bool:
-        """The common case of a route's one integer path parameter (`/{id}`), read directly:
-        plain ASCII digits within its bounds, which FastAPI would accept as the same number.
-        False for anything else, which FastAPI's validation then reads (and reports)."""
-        assert self.int_path is not None
-        name, low, high = self.int_path
-        raw = request.path_params.get(name)
-        if not (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
-            return False
-        value = int(raw)
-        if not low <= value <= high:
-            return False
-        arguments.values[name] = value
-        return True
+
+def _plain_name(field: Any) -> bool:
+    """Whether the parameter is sent under its own name (no alias)."""
+    return bool(field.alias == field.name and field.field_info.validation_alias is None)
 
 
-def _bounded_int(fields: list[Any]) -> tuple[str, int, int] | None:
-    """(name, ge, le) when the only path parameter is an `int` with both bounds."""
-    if len(fields) != 1 or fields[0].field_info.annotation is not int:
+def _int_bounds(field: Any) -> tuple[int, int] | None:
+    """(ge, le) of an `int` parameter with both bounds, sent under its own name."""
+    if field.field_info.annotation is not int or not _plain_name(field):
         return None
-    field = fields[0]
     low = next((m.ge for m in field.field_info.metadata if isinstance(m, Ge)), None)
     high = next((m.le for m in field.field_info.metadata if isinstance(m, Le)), None)
-    if not isinstance(low, int) or not isinstance(high, int) or field.alias != field.name:
+    if not isinstance(low, int) or not isinstance(high, int):
         return None
-    return field.name, low, high
+    return low, high
 
 
 async def _json_body(request: Request) -> Any:
