@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -128,6 +129,8 @@ class StatementCache:
             names[original]: current.effective_value
             for original, current in zip(entry.binds, cache_key.bindparams, strict=True)
         }
+        if any(bind.callable is not None for bind in cache_key.bindparams):
+            return entry, own  # a value computed per execution: never remembered
         if len(self._by_identity) >= self.IDENTITY_SIZE:
             self._by_identity.clear()  # list pages are new objects each time: start over
         self._by_identity[(id(statement), keys)] = (statement, entry, own)
@@ -223,7 +226,7 @@ class AsyncpgConnection(Connection):
         described = (await self._driver.prepare(sql)).get_attributes()
         processors = (
             None
-            if _redundant(column.type, attribute.type.oid)
+            if _redundant(column.type, attribute.type.oid, self._dialect)
             else column.type._cached_result_processor(self._dialect, attribute.type.oid)
             for column, attribute in zip(columns, described, strict=False)
         )
@@ -373,14 +376,27 @@ class SQLAlchemyConnection(Connection):
 _TIMESTAMPTZ = 1184  # PostgreSQL's type oid of `timestamp with time zone`
 
 
-def _redundant(column_type: Any, oid: int) -> bool:
+def _redundant(column_type: Any, oid: int, dialect: Dialect) -> bool:
     """Whether the type's result processing gives back what asyncpg already returns.
 
-    sqlmodel's UTCDateTime (every aware datetime column) turns values into aware UTC
-    datetimes; asyncpg decodes `timestamptz` into exactly that. Skipping it saves a call per
-    value - two per row of a typical table (`tests/api/test_connection.py` checks the claim).
+    - sqlmodel's UTCDateTime (every aware datetime column) turns values into aware UTC
+      datetimes; asyncpg decodes `timestamptz` into exactly that.
+    - An ARRAY (a many-to-many's ids) of items needing no processing is copied into a list;
+      asyncpg decodes arrays into lists already.
+    Skipping them saves a call per value, three per row of a typical table
+    (`tests/api/test_connection.py` checks both claims).
     """
-    return isinstance(column_type, UTCDateTime) and oid == _TIMESTAMPTZ
+    if isinstance(column_type, UTCDateTime):
+        return oid == _TIMESTAMPTZ
+    if isinstance(column_type, ARRAY) and not column_type.as_tuple:
+        if column_type.dimensions not in (None, 1):
+            return False
+        try:
+            item = column_type.item_type.dialect_impl(dialect).result_processor(dialect, None)
+        except Exception:  # a type that needs to know the item's database type: keep it
+            return False
+        return item is None
+    return False
 
 
 def _is_driver_error(error: Exception) -> bool:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, cast, literal, select
+from sqlalchemy import ARRAY, Integer, bindparam, cast, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -39,6 +39,20 @@ async def test_utc_datetime_needs_no_processing_of_what_asyncpg_returns(
         assert isinstance(processed, datetime)
         assert processed == received and processed.tzinfo is UTC
         assert received.isoformat() == processed.isoformat()
+
+
+async def test_an_array_of_plain_items_needs_no_processing_of_what_asyncpg_returns(
+    direct: AsyncpgConnection, engine: AsyncEngine
+) -> None:
+    """Skipping an ARRAY(Integer)'s result processing changes nothing: asyncpg gives a list."""
+    array = ARRAY(Integer())
+    process = array._cached_result_processor(engine.dialect, 1007)
+    assert process is not None
+    received = await direct.scalar(
+        select(cast(bindparam("ids", type_=array), array)), {"ids": [3, 1, 2]}
+    )
+    assert received == [3, 1, 2] and isinstance(received, list)
+    assert process(received) == received and type(process(received)) is list
 
 
 async def test_same_shape_statements_use_their_own_values(direct: AsyncpgConnection) -> None:
