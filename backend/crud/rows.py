@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import Column, Select, Table, bindparam, exists, func, select
+from sqlalchemy import Column, Select, Table, bindparam, exists, func, literal_column, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.responses import Response
 
@@ -107,11 +107,16 @@ class RowShape:
         self._json_links = dialect == "sqlite"
         # Each row brings its link ids along: a correlated subquery per link, so a page (or one
         # row) is one query, not one more per link.
+        # On PostgreSQL the ids come sorted, and `{}` rather than NULL for none: the rows need
+        # no Python per link; SQLite's JSON text is decoded and sorted in `record`.
         self.link_columns = tuple(
             select(
                 func.json_group_array(link.target)
                 if self._json_links
-                else func.array_agg(link.target)
+                else func.coalesce(
+                    func.array_agg(aggregate_order_by(link.target, link.target)),
+                    literal_column("'{}'"),
+                )
             )
             .where(link.owner == self.pk)
             .correlate(table)
@@ -139,21 +144,14 @@ class RowShape:
     def record(self, row: Row[Any] | Sequence[Any], *, links: bool = True) -> dict[str, Any]:
         """A row of `selected` (or of `columns` only) as a dict in the Read schema's order."""
         record = dict(zip(self.names if links else self.column_names, row, strict=False))
-        if links:
+        if links and self._json_links:
             for link in self.links:
-                ids = record[link.field]
-                if self._json_links:
-                    ids = orjson.loads(ids)
+                ids = orjson.loads(record[link.field])
                 record[link.field] = sorted(ids) if ids else []
         return record
 
     def records(self, rows: Iterable[Row[Any] | Sequence[Any]]) -> list[dict[str, Any]]:
         return [self.record(row) for row in rows]
-
-    async def get(self, connection: AsyncConnection, item_id: Any) -> dict[str, Any] | None:
-        """One record by primary key, None when there is no such row."""
-        row = (await connection.execute(self.select_one, {"item_id": item_id})).first()
-        return None if row is None else self.record(row)
 
     def json(self, content: dict[str, Any] | list[dict[str, Any]]) -> bytes:
         """The JSON of one record or a list of them, as the Read schema shows them."""
