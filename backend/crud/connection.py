@@ -22,7 +22,7 @@ Writes are atomic per call; `atomic()` groups several statements into one transa
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import ARRAY
@@ -62,9 +62,24 @@ class Connection(ABC):
     async def execute_many(self, statement: ClauseElement, rows: Sequence[Params]) -> None:
         """Run a statement once per parameter set (an INSERT of many rows)."""
 
+    _in_atomic = False
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """The statements inside commit together or not at all (nested: the outer block's)."""
+        if self._in_atomic:
+            yield
+            return
+        self._in_atomic = True
+        try:
+            async with self._transaction():
+                yield
+        finally:
+            self._in_atomic = False
+
     @abstractmethod
-    def atomic(self) -> Any:
-        """An async context manager: the statements inside commit together or not at all."""
+    def _transaction(self) -> AbstractAsyncContextManager[None]:
+        """One transaction (a savepoint inside one the connection was handed with)."""
 
 
 _MISSING = object()
@@ -156,7 +171,6 @@ class AsyncpgConnection(Connection):
         self._dialect = dialect
         self._cache = cache
         self._joined = joined  # inside a transaction we do not own: isolate each call
-        self._in_atomic = False
 
     def _prepare(
         self, statement: ClauseElement, params: Params | None
@@ -283,11 +297,7 @@ class AsyncpgConnection(Connection):
             raise self._translate(error, sql, []) from error
 
     @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[None]:
-        if self._in_atomic:
-            yield
-            return
-        self._in_atomic = True
+    async def _transaction(self) -> AsyncIterator[None]:
         try:
             async with self._driver.transaction():  # BEGIN/COMMIT, or a savepoint when joined
                 yield
@@ -297,8 +307,6 @@ class AsyncpgConnection(Connection):
             if _is_driver_error(error):  # raised by COMMIT (a deferred constraint)
                 raise self._translate(error, "COMMIT", []) from error
             raise
-        finally:
-            self._in_atomic = False
 
     @property
     def reusable(self) -> bool:
@@ -313,64 +321,40 @@ class SQLAlchemyConnection(Connection):
     def __init__(self, connection: AsyncConnection, *, joined: bool) -> None:
         self._connection = connection
         self._joined = joined
-        self._in_atomic = False
-
-    @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[None]:
-        """One call outside `atomic()`: its own savepoint when joined, committed when owned."""
-        if self._in_atomic:
-            yield
-        elif self._joined:
-            async with self._connection.begin_nested():
-                yield
-        else:
-            try:
-                yield
-            except BaseException:
-                await self._connection.rollback()
-                raise
-            await self._connection.commit()
 
     async def _execute(self, statement: ClauseElement, params: Any) -> Any:
         return await self._connection.execute(statement, params)  # type: ignore[call-overload]
 
     async def all(self, statement: ClauseElement, params: Params | None = None) -> list[Row]:
-        async with self._unit():
+        async with self.atomic():  # alone: its own savepoint (joined) or commit (owned)
             return list((await self._execute(statement, params)).all())
 
     async def first(self, statement: ClauseElement, params: Params | None = None) -> Row | None:
-        async with self._unit():
+        async with self.atomic():
             row: Row | None = (await self._execute(statement, params)).first()
             return row
 
     async def execute(self, statement: ClauseElement, params: Params | None = None) -> int:
-        async with self._unit():
+        async with self.atomic():
             return int((await self._execute(statement, params)).rowcount or 0)
 
     async def execute_many(self, statement: ClauseElement, rows: Sequence[Params]) -> None:
         if rows:
-            async with self._unit():
+            async with self.atomic():
                 await self._execute(statement, list(rows))
 
     @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[None]:
-        if self._in_atomic:
-            yield
+    async def _transaction(self) -> AsyncIterator[None]:
+        if self._joined:
+            async with self._connection.begin_nested():
+                yield
             return
-        self._in_atomic = True
         try:
-            if self._joined:
-                async with self._connection.begin_nested():
-                    yield
-            else:
-                try:
-                    yield
-                except BaseException:
-                    await self._connection.rollback()
-                    raise
-                await self._connection.commit()
-        finally:
-            self._in_atomic = False
+            yield
+        except BaseException:
+            await self._connection.rollback()
+            raise
+        await self._connection.commit()
 
 
 _TIMESTAMPTZ = 1184  # PostgreSQL's type oid of `timestamp with time zone`
