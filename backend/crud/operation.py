@@ -8,10 +8,11 @@ which reads the same declared parameters with FastAPI's own validation functions
 (`request_params_to_args`, `request_body_to_args`: the same 422s, field for field) and returns a
 finished response.
 
-The handler is also what the endpoint itself calls, so the route behaves the same under a plain
-`APIRoute`. It receives the parameters *and* the validation errors: a generated route checks
-the caller first, so that an anonymous or under-privileged request gets its 401/403 rather than
-a 422 describing the body it may not send.
+The handler is also what the endpoint itself calls, so the route still works under a plain
+`APIRoute` (FastAPI then reports a 422 before the caller's 401/403). Under `OperationRoute` the
+handler receives the parameters *and* the validation errors: a generated route checks the
+caller first, so that an anonymous or under-privileged request gets its 401/403 rather than a
+422 describing the body it may not send.
 """
 
 import json

@@ -164,7 +164,8 @@ then gives the planner's row estimate (exact once the page reaches the end) and 
 class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # untyped library
     """Async CRUD routes for one registered table.
 
-    Hooks for subclasses: `prepare_values` (turn validated input into column values).
+    Hooks for subclasses: `prepare_values` (turn validated input into column values) and
+    `costly` (whether that is slow work, for which the caller is checked first).
     """
 
     def __init__(self, resource: ResourceOptions, settings: Settings) -> None:
@@ -514,6 +515,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         ):
             data = arguments.values["payload"].model_dump()
             links = self._pop_links(data)
+            if pending is not None and self.costly(data):
+                await pending.check(connection)
+                pending = None
             columns = self._column_values(await self.prepare_values(data))
             async with self._writing(connection, columns):
                 if any(links.values()):  # a new row with no links is one INSERT
@@ -669,6 +673,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 data["hashed_password"] = await run_in_threadpool(hash_password, password)
         return data
 
+    def costly(self, data: dict[str, Any]) -> bool:
+        """Whether `prepare_values` does slow work for `data` (hashing a password): then the
+        caller is checked first, so that no one without the role can make the server do it."""
+        return data.get("password") is not None and "hashed_password" in self.table.columns
+
     # Helpers -----------------------------------------------------------------------------
 
     async def _change(
@@ -684,6 +693,9 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         With links: one transaction of several statements, the caller checked first.
         """
         links = self._pop_links(data)
+        if pending is not None and self.costly(data):
+            await pending.check(connection)
+            pending = None
         values = await self.prepare_values(data)
         async with self._writing(connection, values):
             if values and not links:

@@ -156,6 +156,36 @@ async def test_a_deactivated_or_deleted_caller_gets_401_on_every_read(
 # 3. 401 before 422, and FastAPI's 422 shapes ------------------------------------------------
 
 
+async def test_no_password_is_hashed_for_a_caller_who_may_not_write(
+    client: AsyncClient, accounts: dict[Role, Account], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 is slow on purpose: the role is checked before any hashing, not after."""
+    from backend.crud import router as router_module
+
+    hashed: list[str] = []
+    real = router_module.hash_password
+
+    def counting(password: str) -> str:
+        hashed.append(password)
+        return real(password)
+
+    monkeypatch.setattr(router_module, "hash_password", counting)
+    admin_id = accounts[Role.admin].id
+    body = {"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "a-long-password"}
+    for role in (Role.viewer, Role.editor):
+        headers = accounts[role].headers
+        created = await client.post("/api/users", json=body, headers=headers)
+        assert created.status_code == 403, created.text
+        changed = await client.patch(
+            f"/api/users/{admin_id}", json={"password": "another-password"}, headers=headers
+        )
+        assert changed.status_code == 403, changed.text
+    assert hashed == []
+    created = await client.post("/api/users", json=body, headers=accounts[Role.admin].headers)
+    assert created.status_code == 201, created.text
+    assert hashed == ["a-long-password"]
+
+
 async def test_anonymous_invalid_body_is_401_not_422(client: AsyncClient) -> None:
     for body in ({}, {"price": "-1"}):
         response = await client.post("/api/products", json=body)
