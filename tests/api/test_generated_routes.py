@@ -21,6 +21,7 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backend.auth.passwords import hash_password
 from backend.auth.tokens import create_access_token
 from backend.config import Settings
 from backend.crud.operation import GeneratedRoutes
@@ -160,16 +161,13 @@ async def test_no_password_is_hashed_for_a_caller_who_may_not_write(
     client: AsyncClient, accounts: dict[Role, Account], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """argon2 is slow on purpose: the role is checked before any hashing, not after."""
-    from backend.crud import router as router_module
-
     hashed: list[str] = []
-    real = router_module.hash_password
 
     def counting(password: str) -> str:
         hashed.append(password)
-        return real(password)
+        return hash_password(password)
 
-    monkeypatch.setattr(router_module, "hash_password", counting)
+    monkeypatch.setattr("backend.crud.router.hash_password", counting)
     admin_id = accounts[Role.admin].id
     body = {"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "a-long-password"}
     for role in (Role.viewer, Role.editor):
