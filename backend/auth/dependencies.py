@@ -59,12 +59,24 @@ def token_user_id(
     credentials: HTTPAuthorizationCredentials | None, settings: Settings
 ) -> int | None:
     """The user id of a valid bearer token, None without one; 401 for a token that fails."""
-    if credentials is None:
-        return None
+    return None if credentials is None else _user_id(credentials.credentials, settings)
+
+
+def _user_id(token: str, settings: Settings) -> int:
     try:
-        return read_access_token(credentials.credentials, settings)
+        return read_access_token(token, settings)
     except InvalidToken:
         raise unauthorized("Invalid or expired token", error="invalid_token") from None
+
+
+def bearer_user_id(request: Request, settings: Settings) -> int | None:
+    """`token_user_id` of the request's `Authorization: Bearer` header, read as `bearer_scheme`
+    reads it (another scheme, or none, is no token) without building its credentials model."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if not (scheme and token) or scheme.lower() != "bearer":
+        return None
+    return _user_id(token, settings)
 
 
 def _gone_user() -> HTTPException:

@@ -414,31 +414,23 @@ class ConnectionSource:
     async def connect(
         self, engine: AsyncEngine, bound: AsyncConnection | None
     ) -> AsyncIterator[Connection]:
-        if engine.dialect.driver == "asyncpg":
-            async with self._asyncpg(engine, bound) as connection:
-                yield connection
-        elif bound is not None:
-            yield SQLAlchemyConnection(bound, joined=True)
-        else:
+        """A connection for one request: `bound` (joined), or one from `engine`'s pool."""
+        if engine.dialect.driver != "asyncpg":
+            if bound is not None:
+                yield SQLAlchemyConnection(bound, joined=True)
+                return
             async with engine.connect() as owned:
                 yield SQLAlchemyConnection(owned, joined=False)
-
-    @asynccontextmanager
-    async def _asyncpg(
-        self, engine: AsyncEngine, bound: AsyncConnection | None
-    ) -> AsyncIterator[Connection]:
+            return
+        cache = self._cache(engine.dialect)
         if bound is not None:
-            pooled: Any = await bound.get_raw_connection()
-            if not pooled.driver_connection.is_in_transaction():
+            joined: Any = await bound.get_raw_connection()
+            if not joined.driver_connection.is_in_transaction():
                 await bound.exec_driver_sql("SELECT 1")  # SQLAlchemy begins lazily: begin now
-            yield AsyncpgConnection(
-                pooled, engine.dialect, self._cache(engine.dialect), joined=True
-            )
+            yield AsyncpgConnection(joined, engine.dialect, cache, joined=True)
             return
         pooled = await engine.raw_connection()
-        connection = AsyncpgConnection(
-            pooled, engine.dialect, self._cache(engine.dialect), joined=False
-        )
+        connection = AsyncpgConnection(pooled, engine.dialect, cache, joined=False)
         try:
             yield connection
         except BaseException as exc:

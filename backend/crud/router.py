@@ -40,9 +40,9 @@ from backend.auth.dependencies import (
     PendingCaller,
     admit,
     bearer_scheme,
+    bearer_user_id,
     caller_may,
     caller_role_column,
-    token_user_id,
 )
 from backend.auth.passwords import hash_password
 from backend.config import Settings
@@ -393,7 +393,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         without settling it is a bug, refused with a 500 rather than answered.
         """
         required = self.resource.read_role if read else self.resource.write_role
-        user_id = token_user_id(await bearer_scheme(request), self.settings)
+        user_id = bearer_user_id(request, self.settings)
         if user_id is None:
             admit(None, self.settings, required, read=read)
         async with get_database(request).api_connection() as connection:
