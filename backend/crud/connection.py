@@ -20,8 +20,9 @@ statement does not abort the enclosing transaction.
 Writes are atomic per call; `atomic()` groups several statements into one transaction.
 """
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -209,15 +210,22 @@ class AsyncpgConnection(Connection):
 
     async def _run(self, method: str, statement: ClauseElement, params: Params | None) -> Any:
         entry, sql, arguments = self._prepare(statement, params)
+        return await self._guarded(
+            sql, arguments, lambda: self._call(method, entry, sql, arguments)
+        )
+
+    async def _guarded(
+        self, sql: str, arguments: list[Any], call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """`call()` on the driver: in its own savepoint when joined (outside `atomic()`), its
+        errors translated as SQLAlchemy translates them."""
         try:
             if self._joined and not self._in_atomic:
                 async with self._driver.transaction():  # a savepoint
-                    result = await self._call(method, entry, sql, arguments)
-            else:
-                result = await self._call(method, entry, sql, arguments)
+                    return await call()
+            return await call()
         except Exception as error:
             raise self._translate(error, sql, arguments) from error
-        return result
 
     async def _call(self, method: str, entry: _Compiled, sql: str, arguments: list[Any]) -> Any:
         if method == "execute":
@@ -287,14 +295,8 @@ class AsyncpgConnection(Connection):
             return
         prepared = [self._prepare(statement, row) for row in rows]
         sql = prepared[0][1]
-        try:
-            if self._joined and not self._in_atomic:
-                async with self._driver.transaction():
-                    await self._driver.executemany(sql, [arguments for *_, arguments in prepared])
-            else:
-                await self._driver.executemany(sql, [arguments for *_, arguments in prepared])
-        except Exception as error:
-            raise self._translate(error, sql, []) from error
+        each = [arguments for *_, arguments in prepared]
+        await self._guarded(sql, [], functools.partial(self._driver.executemany, sql, each))
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
