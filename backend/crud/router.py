@@ -58,7 +58,7 @@ from backend.crud.errors import (
     is_data_exception,
     not_found,
 )
-from backend.crud.operation import Arguments, OperationRoute, served_by
+from backend.crud.operation import Arguments, Handler, OperationRoute, served_by
 from backend.crud.query import (
     ListParser,
     ParameterError,
@@ -308,13 +308,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        pk_type, handler = self._pk_type, self._read_one
-
-        @served_by(handler)
-        async def route(request: Request, id: pk_type, credentials: Credentials) -> Any:  # type: ignore[valid-type]
-            return await handler(request, Arguments({"id": id}))
-
-        return route
+        return self._item_route(self._read_one)
 
     def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         create_schema, handler = self.create_schema, self._insert
@@ -330,39 +324,36 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _update(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        replace_schema, pk_type, handler = self.replace_schema, self._pk_type, self._replace
-
-        @served_by(handler)
-        async def route(
-            request: Request,
-            id: pk_type,  # type: ignore[valid-type]
-            payload: replace_schema,  # type: ignore[valid-type]
-            credentials: Credentials,
-        ) -> Any:
-            return await handler(request, Arguments({"id": id, "payload": payload}))
-
-        return route
+        return self._item_body_route(self.replace_schema, self._replace)
 
     def _patch(self) -> Callable[..., Any]:
-        update_schema, pk_type, handler = self.update_schema, self._pk_type, self._partial_update
-
-        @served_by(handler)
-        async def route(
-            request: Request,
-            id: pk_type,  # type: ignore[valid-type]
-            payload: update_schema,  # type: ignore[valid-type]
-            credentials: Credentials,
-        ) -> Any:
-            return await handler(request, Arguments({"id": id, "payload": payload}))
-
-        return route
+        return self._item_body_route(self.update_schema, self._partial_update)
 
     def _delete_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        pk_type, handler = self._pk_type, self._remove
+        return self._item_route(self._remove)
+
+    def _item_route(self, handler: Handler) -> Callable[..., Any]:
+        """`/{id}` with no body (get, delete)."""
+        pk_type = self._pk_type
 
         @served_by(handler)
         async def route(request: Request, id: pk_type, credentials: Credentials) -> Any:  # type: ignore[valid-type]
             return await handler(request, Arguments({"id": id}))
+
+        return route
+
+    def _item_body_route(self, schema: type[BaseModel], handler: Handler) -> Callable[..., Any]:
+        """`/{id}` with a JSON body of `schema` (replace, update)."""
+        pk_type = self._pk_type
+
+        @served_by(handler)
+        async def route(
+            request: Request,
+            id: pk_type,  # type: ignore[valid-type]
+            payload: schema,  # type: ignore[valid-type]
+            credentials: Credentials,
+        ) -> Any:
+            return await handler(request, Arguments({"id": id, "payload": payload}))
 
         return route
 
