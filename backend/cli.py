@@ -112,7 +112,7 @@ def serve(
 @cli.command()
 @one_line_errors
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
 ) -> None:
     """Upgrade the database schema (to head by default)."""
     from backend import schema
@@ -132,11 +132,18 @@ async def _current(settings: Settings) -> set[str]:
 @one_line_errors
 def makemigrations(
     message: Annotated[str, typer.Option("-m", "--message", help="What the revision does.")],
+    app: Annotated[
+        str | None,
+        typer.Option(help="A module of the APPS setting: write into its migrations/ branch."),
+    ] = None,
 ) -> None:
     """Autogenerate a migration from the models (needs no running database)."""
     from backend import schema
 
-    path = schema.makemigrations(message)
+    try:
+        path = schema.makemigrations(message, app)
+    except ValueError as exc:
+        raise CommandError(f"--app: {exc}") from None
     if path is None:
         typer.echo("no changes: the models match the migrations")
     else:

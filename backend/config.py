@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # on and no provider is configured, FastAPI looks for one in the environment on every
     # request (a tenth of a small API request's time).
     telemetry: bool = False
+    # Modules that define and register more tables (Django's INSTALLED_APPS): each is
+    # imported with the registry; a `migrations/` folder beside it is its own Alembic branch.
+    apps: list[str] = Field(default_factory=list)
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False

@@ -5,6 +5,8 @@ the bottom of this module, then `tablestack makemigrations -m "add <table>"`.
 """
 
 import dataclasses
+import importlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +14,13 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Column, Table, UniqueConstraint
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import configure_mappers, relationship
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 from backend.auth.schemas import UserCreate, UserRead, UserUpdate
+from backend.config import get_settings
 from backend.models import Category, Customer, Order, OrderItem, Product, Role, Tag, User
 
 
@@ -69,6 +74,9 @@ class ResourceOptions:
     read_role: Role = Role.viewer
     write_role: Role = Role.editor
     delete_all: bool = False
+    # A foreign key from the table to itself that forms a tree (`parent_id`): every surface
+    # refuses a write that would make a row its own ancestor.
+    tree: str | None = None
     create_schema: type[BaseModel] | None = None
     update_schema: type[BaseModel] | None = None
     read_schema: type[BaseModel] | None = None
@@ -82,6 +90,11 @@ class ResourceOptions:
     @property
     def primary_key(self) -> str:
         return self.table.primary_key.columns.values()[0].name
+
+    @property
+    def primary_key_type(self) -> type:
+        """The Python type of the primary key's values (int, uuid.UUID, str...)."""
+        return column_python_type(self.table.columns[self.primary_key]) or str
 
 
 _COLUMN_ONLY_OPTIONS = ("natural_key", "search_fields", "read_only_fields")
@@ -124,9 +137,80 @@ def _unique_keys(table: Table) -> list[tuple[str, ...]]:
     return keys
 
 
+def client_chosen_primary_key(table: Table) -> bool:
+    """Whether the client writes the primary key (a code, a slug), rather than the database
+    (an autoincrementing integer) or a Python default (a UUID) choosing it."""
+    columns = list(table.primary_key.columns)
+    if len(columns) != 1:
+        return True
+    column = columns[0]
+    if column.default is not None or column.server_default is not None:
+        return False
+    return not (column.autoincrement in (True, "auto") and column_python_type(column) is int)
+
+
 def _default_natural_key(table: Table) -> tuple[str, ...] | None:
     keys = sorted(set(_unique_keys(table)), key=lambda key: (len(key), key))
-    return keys[0] if keys else None
+    if keys:
+        return keys[0]
+    if client_chosen_primary_key(table):
+        return tuple(table.primary_key.columns.keys())
+    return None
+
+
+def _check_mappings(model: type[SQLModel]) -> None:
+    """Configure the model's relationships now, so that a mistake in them is reported as the
+    model's (naming the table and relationship) rather than by the first query that needs them."""
+    try:
+        configure_mappers()
+    except SQLAlchemyError as exc:
+        message = str(exc).split("\n")[0]
+        if "remote_side" in message or "self-referential" in message:
+            message += (
+                " (for a relationship of a table to itself, give "
+                "sa_relationship_kwargs={'remote_side': '<Class>.id'} on the many-to-one side)"
+            )
+        where = sa_inspect(model).local_table.name
+        raise RegistryError(f"{where}: a relationship is invalid: {message}") from None
+
+
+def derive_relationships(model: type[SQLModel]) -> None:
+    """Give every foreign key that has no relationship of its own a many-to-one relationship,
+    named after the column without `_id` (`parent_id` -> `parent`), so that the admin can show
+    and pick the related row without a hand-written `Relationship()`."""
+    mapper = sa_inspect(model)
+    table = mapper.local_table
+    covered = {
+        column
+        for relationship in mapper.relationships
+        if relationship.secondary is None
+        for column in relationship.local_columns
+    }
+    for foreign_key in sorted(table.foreign_keys, key=lambda fk: fk.parent.name):
+        column = foreign_key.parent
+        if column in covered or len(column.foreign_keys) != 1:
+            continue
+        target = _mapped_class(foreign_key.column.table)
+        if target is None:
+            continue
+        name = column.name.removesuffix("_id")
+        if name == column.name:  # `currency_code` -> `currency`, after the related class
+            name = re.sub(r"(?<!^)(?=[A-Z])", "_", target.__name__).lower()
+        if hasattr(model, name) or name in table.columns:
+            continue
+        kwargs: dict[str, Any] = {"foreign_keys": [column], "lazy": "select"}
+        if foreign_key.column.table is table:
+            kwargs["remote_side"] = [foreign_key.column]
+        mapper.add_property(name, relationship(target, **kwargs))
+        covered.add(column)
+
+
+def _mapped_class(table: Any) -> type | None:
+    """The class mapped to `table` in SQLModel's registry, if any."""
+    for mapper in SQLModel._sa_registry.mappers:
+        if mapper.local_table is table:
+            return mapper.class_
+    return None
 
 
 class Registry:
@@ -170,6 +254,8 @@ class Registry:
             resource = ResourceOptions(model=model, **options)
         except TypeError as exc:
             raise RegistryError(f"{where}: {exc}") from None
+        _check_mappings(model)
+        derive_relationships(model)
         self._validate(resource)
         if resource.name in self._by_name:
             raise AlreadyRegistered(f"{where}: resource name {resource.name!r} is already taken")
@@ -213,6 +299,15 @@ class Registry:
                 raise RegistryError(f"{where}: option {option!r} must be a Role")
         if not resource.name.replace("_", "").replace("-", "").isalnum():
             raise RegistryError(f"{where}: option 'name' {resource.name!r} is not a URL segment")
+        if resource.tree is not None:
+            column = resource.table.columns.get(resource.tree)
+            if column is None or not any(
+                fk.column.table is resource.table for fk in column.foreign_keys
+            ):
+                raise RegistryError(
+                    f"{where}: option 'tree' must name a foreign key of the table to itself, "
+                    f"not {resource.tree!r}"
+                )
         if resource.admin.page_size < 1:
             raise RegistryError(f"{where}: option 'admin.page_size' must be at least 1")
         for option in ("create_schema", "update_schema", "read_schema"):
@@ -299,3 +394,15 @@ registry.register(
         category="Administration",
     ),
 )
+
+
+def import_apps(modules: list[str]) -> None:
+    """Import the modules of the `APPS` setting: each defines and registers its own tables."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RegistryError(f"APPS: cannot import {module!r}: {exc}") from None
+
+
+import_apps(get_settings().apps)

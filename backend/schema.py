@@ -5,6 +5,8 @@ connection to `migrations/env.py`, so they work both from the CLI and inside a r
 """
 
 import asyncio
+import importlib.util
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,16 +22,33 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backend.config import PROJECT_ROOT
+from backend.config import PROJECT_ROOT, get_settings
 from backend.db import ensure_sqlite_directory
 
 T = TypeVar("T")
+
+
+def app_migration_folders() -> list[Path]:
+    """The `migrations/` folder beside each module of the APPS setting that has one: each
+    is an Alembic branch of its own, applied with the project's."""
+    folders = []
+    for module in get_settings().apps:
+        spec = importlib.util.find_spec(module)
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            continue
+        folder = Path(origin).parent / "migrations"
+        if folder.is_dir():
+            folders.append(folder)
+    return folders
 
 
 def alembic_config(database_url: str) -> Config:
     """Alembic's Config for this project, pointed at `database_url`."""
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    locations = [PROJECT_ROOT / "migrations" / "versions", *app_migration_folders()]
+    config.set_main_option("version_locations", os.pathsep.join(map(str, locations)))
     config.attributes["database_url"] = database_url
     return config
 
@@ -51,7 +70,7 @@ async def _with_connection(database_url: str, work: Callable[[Connection], T]) -
         await engine.dispose()
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
+async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Migrate the database up to `revision`."""
 
     def work(connection: Connection) -> None:
@@ -110,12 +129,13 @@ async def diff_against_migrations() -> list[Any]:
         return await diff(url)
 
 
-def makemigrations(message: str) -> str | None:
+def makemigrations(message: str, app: str | None = None) -> str | None:
     """Autogenerate a revision from the models; return its path, or None when nothing changed.
 
     Like Django's makemigrations it needs no running database: it compares the models with a
     scratch SQLite database upgraded to head, and renders batch operations that run on both
-    SQLite and PostgreSQL.
+    SQLite and PostgreSQL. The revision goes on the project's own branch, or with `app` (a
+    module of the APPS setting) into that app's `migrations/` folder, starting its branch.
     """
     generated: list[Any] = []
 
@@ -127,11 +147,16 @@ def makemigrations(message: str) -> str | None:
 
     with scratch_database() as url:
         config = alembic_config(url)
+        target = _branch_target(config, app)
 
         def work(connection: Connection) -> None:
             config.attributes["connection"] = connection
             command.revision(
-                config, message=message, autogenerate=True, process_revision_directives=skip_empty
+                config,
+                message=message,
+                autogenerate=True,
+                process_revision_directives=skip_empty,
+                **target,
             )
 
         async def run() -> None:
@@ -143,6 +168,28 @@ def makemigrations(message: str) -> str | None:
         return None
     script = ScriptDirectory.from_config(config).get_revision(generated[0].rev_id)
     return script.path if script is not None else None
+
+
+def _branch_target(config: Config, app: str | None) -> dict[str, Any]:
+    """Where a new revision goes: `head`, and for a new branch its label and folder."""
+    scripts = ScriptDirectory.from_config(config)
+    if app is None:
+        folder = PROJECT_ROOT / "migrations" / "versions"
+    else:
+        if app not in get_settings().apps:
+            raise ValueError(f"{app!r} is not in the APPS setting")
+        spec = importlib.util.find_spec(app)
+        assert spec is not None and spec.origin is not None
+        folder = Path(spec.origin).parent / "migrations"
+        folder.mkdir(exist_ok=True)
+    heads = [scripts.get_revision(head) for head in scripts.get_heads()]
+    mine = [h for h in heads if h is not None and Path(h.path).parent == folder]
+    if mine:
+        return {"head": mine[0].revision}
+    if app is None:
+        return {"head": "base"}
+    label = app.rsplit(".", 1)[-1]
+    return {"head": "base", "branch_label": label, "version_path": str(folder)}
 
 
 def format_diff(diffs: list[Any]) -> list[str]:

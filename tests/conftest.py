@@ -11,6 +11,10 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+# The fixture app's tables (every column type and table shape) join the demo's in every test,
+# and in every process a test starts (the CLI, a served app), before anything imports them.
+os.environ["APPS"] = '["tests.fixture_app"]'
+
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI

@@ -21,7 +21,7 @@ from sqlalchemy import BigInteger, Column, SmallInteger, inspect
 from sqlmodel import SQLModel
 from sqlmodel.main import FieldInfoMetadata
 
-from backend.registry import ResourceOptions, column_python_type
+from backend.registry import ResourceOptions, client_chosen_primary_key, column_python_type
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,12 @@ def _read_validator(links: tuple[ManyToMany, ...]) -> Any:
 
 
 def read_only_fields(resource: ResourceOptions) -> tuple[str, ...]:
-    """Fields a client never writes: the primary key and the registry's read-only fields."""
-    return tuple(dict.fromkeys((resource.primary_key, *resource.read_only_fields)))
+    """Fields a client never writes: the primary key (unless the client chooses it, as a
+    currency's code) and the registry's read-only fields."""
+    chosen = client_chosen_primary_key(resource.table)
+    return tuple(
+        dict.fromkeys((*(() if chosen else (resource.primary_key,)), *resource.read_only_fields))
+    )
 
 
 @cache
