@@ -254,10 +254,10 @@ async def test_a_response_that_cannot_be_written_rolls_the_write_back(
         raise RuntimeError("the response cannot be written")
 
     async def count() -> int:
-        return int((await connection.execute(select(func.count()).select_from(table))).scalar())
+        return int((await connection.execute(select(func.count()).select_from(table))).scalar_one())
 
     url = f"/api/{name}/{kept['id']}"
-    writes = (
+    writes: tuple[tuple[str, str, Any], ...] = (
         ("POST", f"/api/{name}", body),
         ("PUT", url, await full.body(name, 1)),
         ("PATCH", url, {next(iter(derive_schemas(resource).many_to_many)).field: []}),
