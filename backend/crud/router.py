@@ -424,7 +424,8 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         pending.settle(row[len(self.rows.names)])
             if row is None:
                 raise not_found(self.resource.name, item_id)
-            return self.rows.response(self.rows.record(row))
+        # A read: encoded after the connection went back to the pool (no commit to precede).
+        return self.rows.response(self.rows.record(row))
 
     async def _list(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=True, defer_caller=True) as (
@@ -493,16 +494,16 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     rows, total = await self._page_and_total(
                         connection, *page_and_count, parameters, skip, pending
                     )
-            records = self.rows.records(rows)
-            first, last = skip, skip + len(records) - 1
-            shown = f"{first}-{last}" if records else "*"
-            headers = {
-                "X-Total-Count": str(total),
-                "Content-Range": f"{self.resource.name} {shown}/{total}",
-            }
-            if estimate is not None:
-                headers["Preference-Applied"] = "count=estimated"
-            return self.rows.response(records, headers=headers)
+        records = self.rows.records(rows)
+        first, last = skip, skip + len(records) - 1
+        shown = f"{first}-{last}" if records else "*"
+        headers = {
+            "X-Total-Count": str(total),
+            "Content-Range": f"{self.resource.name} {shown}/{total}",
+        }
+        if estimate is not None:
+            headers["Preference-Applied"] = "count=estimated"
+        return self.rows.response(records, headers=headers)
 
     async def _insert(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=False, defer_caller=True) as (

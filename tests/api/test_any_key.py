@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.config import Settings
 from backend.crud import rows as rows_module
+from backend.crud.operation import ArgumentReader
 from backend.crud.router import SQLModelCRUDRouter
 from backend.crud.schemas import derive_schemas, integer_bounds
 from backend.registry import ResourceOptions, client_chosen_primary_key, registry
@@ -279,3 +280,13 @@ def test_samples_cover_the_key_types() -> None:
     kinds = {resource.primary_key_type.__name__ for resource in registry}
     assert {"int", "UUID", "str"} <= kinds
     assert TREES and CHOSEN_KEYS and LINKED
+
+
+def test_the_plain_digits_shortcut_reads_only_integer_keys(settings: Settings) -> None:
+    """`ArgumentReader` reads an id of plain digits itself only where the key is an integer;
+    any other key goes through FastAPI's validation (a string key "0123" stays a string)."""
+    for resource in registry:
+        router = SQLModelCRUDRouter(resource, settings)
+        (route,) = [r for r in router.routes if getattr(r, "name", "") == f"{resource.name}-get"]
+        reader = ArgumentReader(route)
+        assert ("id" in reader.bounded_ints) == (resource.primary_key_type is int), resource.name
