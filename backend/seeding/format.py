@@ -165,6 +165,13 @@ def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.Sca
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat())
 
 
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Text of several lines as a `|` block, as a person writes it (the emitter falls back to
+    # quotes where a block cannot hold the text exactly).
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
 def _represent_time(dumper: yaml.SafeDumper, value: dt.time) -> yaml.ScalarNode:
     # A string: the dumper quotes 12:30:00, which YAML 1.1 would read as the integer 45000.
     return dumper.represent_str(value.isoformat())
@@ -182,6 +189,7 @@ def _represent_uuid(dumper: yaml.SafeDumper, value: uuid.UUID) -> yaml.ScalarNod
     return dumper.represent_str(str(value))
 
 
+_SeedDumper.add_representer(str, _represent_str)
 _SeedDumper.add_representer(Decimal, _represent_decimal)
 _SeedDumper.add_representer(dt.time, _represent_time)
 _SeedDumper.add_representer(dt.timedelta, _represent_timedelta)
