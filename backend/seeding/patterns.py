@@ -14,12 +14,11 @@ processes by --random-seed (every other pattern is).
 
 import random
 import re
-from typing import Any
 
-import rstr
+from rstr.xeger import Xeger
 
 
-class PatternStrings(rstr.Xeger):
+class PatternStrings(Xeger):
     """Strings matching a pattern, drawn from `rng`; an open repeat (`*`, `+`, `{m,}`) adds at
     most `spread` repetitions to its minimum."""
 
@@ -27,7 +26,7 @@ class PatternStrings(rstr.Xeger):
         super().__init__(rng)
         self.spread = spread
 
-    def _handle_repeat(self, start_range: int, end_range: int, value: Any) -> str:
+    def _handle_repeat(self, start_range: int, end_range: int, value: str) -> str:
         end = min(end_range, start_range + self.spread)
         times = self._random.randint(start_range, end)
         return "".join("".join(self._handle_state(state) for state in value) for _ in range(times))
