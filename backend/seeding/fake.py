@@ -327,6 +327,11 @@ class _TableFaker:
             query = select(referenced).order_by(referenced)
             ids = list((await self.connection.execute(query)).scalars())
             if not ids and not table.c[reference.column].nullable:
+                if reference.target == self.table.name:
+                    raise SeedError(
+                        f"cannot fake {self.table.name}: {reference.field} must name another "
+                        f"{self.table.name} row and there is none yet; load a seed set first"
+                    )
                 raise SeedError(
                     f"cannot fake {self.table.name}: {reference.target} has no rows to refer "
                     f"to; fake {reference.target} too, or load a seed set first"
@@ -344,18 +349,21 @@ class _TableFaker:
                 (await self.connection.execute(select(remote).order_by(remote))).scalars()
             )
         for column in table.columns:
-            if column.name in self.table.timestamp_columns:
+            generated = column.name not in self.table.timestamp_columns and (
+                not column.primary_key or self.table.writes_primary_key
+            )
+            if generated:
+                self.generators[column.name] = self._generator(column)
                 continue
-            if column.primary_key and not self.table.writes_primary_key:
-                default = _python_default(column)
-                if default is not None and isinstance(column.type, Uuid):
-                    # uuid4 as the default_factory would give, but from the run's random
-                    # stream: --random-seed then reproduces the rows that refer to these
-                    self.generators[column.name] = self._uuids()
-                elif default is not None:  # COPY skips Python-side defaults: apply them here
-                    self.generators[column.name] = default
-                continue
-            self.generators[column.name] = self._generator(column)
+            # Left to its default (an id, a timestamp). COPY skips Python-side defaults, so
+            # those are applied here; server defaults are the database's.
+            default = _python_default(column)
+            if default is not None and isinstance(column.type, Uuid):
+                # uuid4 as the default_factory would give, but from the run's random stream:
+                # --random-seed then reproduces the rows that refer to these
+                self.generators[column.name] = self._uuids()
+            elif default is not None:
+                self.generators[column.name] = default
 
     # --- rows -------------------------------------------------------------------------------
 
