@@ -426,6 +426,13 @@ class _Loader:
         except ValidationError as exc:
             raise _validation_error(table, where, exc) from None
         values = model.model_dump()
+        for name in _naive_time_columns(table):
+            value = values.get(name)
+            if isinstance(value, dt.time) and value.tzinfo is not None:
+                raise where.error(
+                    "a time of day without a UTC offset: the column stores no time zone",
+                    table.seed_field(name),
+                )
         listed = set(model.model_fields_set) | set(timestamps)
         for link in table.links:
             values.pop(link.schema_field, None)
@@ -538,6 +545,14 @@ class _Loader:
 
 _AWARE: TypeAdapter[Any] = TypeAdapter(AwareDatetime)
 _JSON_SCALARS = (str, int, float, bool)
+
+
+@cache
+def _naive_time_columns(table: SeedTable) -> tuple[str, ...]:
+    """Time-of-day columns without a time zone: a value with an offset would lose it."""
+    return tuple(
+        c.name for c in table.table.columns if isinstance(c.type, Time) and not c.type.timezone
+    )
 
 
 def _column_value(table: SeedTable, where: _Where, name: str, value: Any) -> Any:

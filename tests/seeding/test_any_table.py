@@ -252,6 +252,33 @@ BROKEN = {
         "fx_specimens.yaml row 1 (slug=quartz-1): field attributes.hardness: 2024-01-01 (date) "
         "is not JSON data: quote it to store it as text",
     ),
+    "a set inside JSON": (
+        _text("fx_specimens.yaml", "readings: [1.5, 2, null, x]", "readings: !!set {a}"),
+        "fx_specimens.yaml row 1 (slug=quartz-1): field readings: {'a'} (set) is not JSON data",
+    ),
+    "a time with an offset": (
+        _set("fx_specimens.yaml", 1, opens_at="07:05:09+01:00"),
+        "fx_specimens.yaml row 2 (slug=fern-2): field opens_at: a time of day without a UTC "
+        "offset: the column stores no time zone",
+    ),
+    "a malformed UUID": (
+        _set("fx_specimens.yaml", 1, token="nope"),
+        "fx_specimens.yaml row 2 (slug=fern-2): field token: Input should be a valid UUID",
+    ),
+    "a malformed duration": (
+        _set("fx_specimens.yaml", 1, duration="soon"),
+        "fx_specimens.yaml row 2 (slug=fern-2): field duration: Input should be a valid timedelta",
+    ),
+    "too many decimal places": (
+        _set("fx_specimens.yaml", 1, amount=1.2345),
+        "fx_specimens.yaml row 2 (slug=fern-2): field amount: "
+        "Decimal input should have no more than 3 decimal places",
+    ),
+    "a composite key written as one value": (
+        _set("fx_specimens.yaml", 1, bin="B7"),
+        "fx_specimens.yaml row 2 (slug=fern-2): field bin: "
+        "the fx_bins key is a mapping of warehouse, label, not B7",
+    ),
     "unknown parent": (
         _set("fx_nodes.yaml", 3, parent="ghost"),
         "fx_nodes.yaml row 4 (name=sibling): field parent: no fx_nodes row with name=ghost",
