@@ -32,7 +32,7 @@ from pydantic import Field as PydanticField
 from pydantic.fields import FieldInfo
 from sqlalchemy import JSON, LargeBinary, Time, delete, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
@@ -483,7 +483,9 @@ class _Loader:
                         result = await self.connection.execute(
                             statement, group[start : start + BATCH_SIZE]
                         )
-                    except DBAPIError:
+                    except DBAPIError as exc:
+                        if not _is_refusal(exc):
+                            raise
                         raise _BatchFailed() from None
                     if table.self_references:
                         inserted += result.all()
@@ -669,9 +671,17 @@ def _validation_error(table: SeedTable, where: _Where, exc: ValidationError) -> 
     return where.error(message, ".".join(location) or None)
 
 
-def _database_error(table: SeedTable, where: _Where, exc: DBAPIError) -> SeedError:
+def _is_refusal(exc: DBAPIError) -> bool:
+    """Whether the database refused the row's values (a constraint, a value it cannot store),
+    rather than failing on its own (a lost connection), which is no row's fault."""
+    return not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
+
+
+def _database_error(table: SeedTable, where: _Where, exc: DBAPIError) -> Exception:
     """The row's error from a database refusal: the constraint and fields when it names them,
-    else the driver's one-line reason (never the SQL)."""
+    else the driver's one-line reason (never the SQL); any other failure as it is."""
+    if not _is_refusal(exc):
+        return exc
     if isinstance(exc, IntegrityError):
         violation = describe_integrity_error(exc)
         fields: Sequence[str] = violation.fields
