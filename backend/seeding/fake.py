@@ -625,26 +625,37 @@ class _TableFaker:
         return lambda n: [self.rng.randbytes(self.rng.randrange(1, 33)) for _ in range(n)]
 
     def _json(self, name: str, item_length: int | None) -> Generator:
-        """JSON shaped as the field is annotated: a list of strings, a list, or a mapping."""
+        """JSON shaped as the field is annotated (`dict[str, Any]`, `list[str]`, `list[int]`...):
+        a few entries of the annotated types, mixed scalars where it says Any."""
         info = self.table.resource.model.model_fields.get(name)
-        shape = _json_shape(info.annotation if info is not None else None)
-        words = self.pools.words
-        rng = self.rng
-        limit = item_length or 20
-
-        def strings() -> list[Any]:
-            return [rng.choice(words)[:limit] for _ in range(rng.randrange(0, 4))]
-
-        def numbers() -> list[Any]:
-            return [rng.choice((rng.randrange(-100, 100), round(rng.uniform(0, 100), 2)))
-                    for _ in range(rng.randrange(0, 5))]  # fmt: skip
-
-        def mapping() -> dict[str, Any]:
-            keys = rng.sample(words, rng.randrange(0, 4))
-            return {k: rng.choice((rng.randrange(0, 1000), rng.choice(words), True)) for k in keys}
-
-        make = {"strings": strings, "list": numbers, "mapping": mapping}[shape]
+        make = self._json_maker(info.annotation if info is not None else None, item_length or 20)
         return lambda n: [make() for _ in range(n)]
+
+    def _json_maker(self, annotation: Any, text_limit: int) -> Callable[[], Any]:
+        """Values of one JSON annotation; `Any` is a mapping at the top, a scalar inside."""
+        rng, words = self.rng, self.pools.words
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+            return self._json_maker(options[0] if len(options) == 1 else Any, text_limit)
+        origin = typing.get_origin(annotation) or annotation
+        if origin is list:
+            item = options[0] if options and options[0] is not Any else _Scalar
+            make_item = self._json_maker(item, text_limit)
+            return lambda: [make_item() for _ in range(rng.randrange(0, 4))]
+        if origin is dict or annotation is Any or annotation is None:
+            value = options[1] if len(options) == 2 and options[1] is not Any else _Scalar
+            make_value = self._json_maker(value, text_limit)
+            return lambda: {k: make_value() for k in rng.sample(words, rng.randrange(0, 4))}
+        if annotation is bool:
+            return lambda: rng.random() < 0.5
+        if annotation is int:
+            return lambda: rng.randrange(-100, 1000)
+        if annotation is float:
+            return lambda: round(rng.uniform(0, 100), 2)
+        if annotation is str:
+            return lambda: rng.choice(words)[:text_limit]
+        makers = [self._json_maker(t, text_limit) for t in (int, float, str, bool)]
+        return lambda: rng.choice(makers)()
 
     def _with_nulls(
         self, column: Column[Any], generate: Generator, share: float = 0.2
@@ -789,11 +800,5 @@ def _python_default(column: Column[Any]) -> Generator | None:
     return None
 
 
-def _json_shape(annotation: Any) -> str:
-    """ "strings" for list[str], "list" for other lists, "mapping" for dicts and anything else."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return _json_shape(args[0]) if len(args) == 1 else "mapping"
-    if typing.get_origin(annotation) is list or annotation is list:
-        return "strings" if args == [str] else "list"
-    return "mapping"
+class _Scalar:
+    """Stands for "any JSON scalar" when JSON values are made for an `Any` annotation."""
