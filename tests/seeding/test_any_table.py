@@ -157,11 +157,13 @@ async def test_fake_rows_of_every_table_dump_and_reload_identically(
     await generate_fake(seed_engine, rows=25, random_seed=12)
     nodes = await rows_of(seed_engine, "fx_nodes")
     assert any(row["parent_id"] is not None for row in nodes.values())
-    # a parent with a higher id than its child: the dump must still write it first
+    # a parent with a higher id than its child: the dump must still write it first. The first
+    # run made roots, the second children of them: hang the first root under the last child
+    # of another root (no cycle), two levels below.
+    first = min(row["id"] for row in nodes.values())
+    last = max(row["id"] for row in nodes.values() if row["parent_id"] not in (None, first))
     async with seed_engine.begin() as connection:
         table = seed_table("fx_nodes").table
-        last = max(row["id"] for row in nodes.values())
-        first = min(row["id"] for row in nodes.values())
         await connection.execute(update(table).where(table.c.id == first).values(parent_id=last))
     counts = await row_counts(seed_engine)
     assert all(counts[t.table.name] == 50 for t in seed_tables())
