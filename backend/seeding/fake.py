@@ -6,7 +6,8 @@ phones, product names, slugs, codes), and a pattern that realistic content does 
 honoured by drawing from the pattern itself (rstr, seeded like everything else). Every column
 type has a generator: text, numbers, dates, times, durations, UUIDs, enums, JSON mappings and
 lists, arrays of strings, bytes. A reference to the same table (a tree's parent) is drawn from
-the rows present before the run, so the first rows of an empty tree are its roots. Python-side
+the rows written before the batch: a tree is made in generations, so the first rows of an
+empty tree are its roots. Python-side
 defaults (a UUID primary key's `default_factory`) are applied here, since COPY skips them;
 server defaults are left to the database. Speed comes from four choices:
 - Faker runs only to fill small pools of words, names and sentences; rows combine pool
@@ -143,14 +144,23 @@ async def fake_into(
             report.links.setdefault(link.table.name, 0)
         # Generate batch k+1 in a thread while batch k streams into the database: the
         # database works on one core while Python builds rows on the other.
+        # A tree grows by generations instead: each batch is written before the next is made,
+        # whose parents are drawn from every row there by then.
+        tree = bool(table.self_references)
         writing: asyncio.Task[dict[str, int]] | None = None
         try:
-            for start in range(0, rows, BATCH_SIZE):
-                batch = await asyncio.to_thread(faker.batch, min(BATCH_SIZE, rows - start))
+            start = 0
+            for size in _batch_sizes(rows, tree=tree):
+                batch = await asyncio.to_thread(faker.batch, size)
                 faker.validate(batch, start)
+                start += size
                 if writing is not None:
                     _count(report, await writing)
                 writing = asyncio.create_task(faker.insert(batch))
+                if tree:
+                    _count(report, await writing)
+                    writing = None
+                    await faker.read_self_references()
                 progress.advance(task, len(batch))
             if writing is not None:
                 _count(report, await writing)
@@ -159,6 +169,17 @@ async def fake_into(
                 await asyncio.gather(writing, return_exceptions=True)
             raise
     return report
+
+
+def _batch_sizes(rows: int, *, tree: bool) -> list[int]:
+    """Batches of BATCH_SIZE rows; for a tree, a first tenth (the roots and their first
+    children), then batches that may hang under any row before them."""
+    sizes = []
+    if tree and rows > 1:
+        sizes.append(max(1, min(BATCH_SIZE, rows // 10)))
+    while sum(sizes) < rows:
+        sizes.append(min(BATCH_SIZE, rows - sum(sizes)))
+    return sizes
 
 
 def _count(report: FakeReport, inserted: dict[str, int]) -> None:
@@ -364,6 +385,15 @@ class _TableFaker:
                 self.generators[column.name] = self._uuids()
             elif default is not None:
                 self.generators[column.name] = default
+
+    async def read_self_references(self) -> None:
+        """Refresh the rows a reference to the same table draws from (after a batch went in)."""
+        table = self.table.table
+        for reference in self.table.self_references:
+            referenced = next(iter(table.c[reference.column].foreign_keys)).column
+            query = select(referenced).order_by(referenced)
+            # in place: the column's generator holds this very list
+            self.fk_pools[reference.column][:] = (await self.connection.execute(query)).scalars()
 
     # --- rows -------------------------------------------------------------------------------
 

@@ -153,15 +153,22 @@ async def test_fake_rows_of_every_table_dump_and_reload_identically(
     seed_engine: AsyncEngine, other_engine: AsyncEngine, tmp_path: Path
 ) -> None:
     await generate_fake(seed_engine, rows=25, random_seed=11)
-    # a second run draws the trees' parents from the rows of the first
-    await generate_fake(seed_engine, rows=25, random_seed=12)
+    await generate_fake(seed_engine, rows=25, random_seed=12)  # more, under existing rows
     nodes = await rows_of(seed_engine, "fx_nodes")
     assert any(row["parent_id"] is not None for row in nodes.values())
-    # a parent with a higher id than its child: the dump must still write it first. The first
-    # run made roots, the second children of them: hang the first root under the last child
-    # of another root (no cycle), two levels below.
-    first = min(row["id"] for row in nodes.values())
-    last = max(row["id"] for row in nodes.values() if row["parent_id"] not in (None, first))
+    # a parent with a higher id than its child: the dump must still write it first. Hang the
+    # first root under the last row that has a parent and is not below that root (no cycle).
+    parent_of = {row["id"]: row["parent_id"] for row in nodes.values()}
+
+    def ancestors(node: int) -> list[int]:
+        chain = []
+        while (node := parent_of[node]) is not None:
+            chain.append(node)
+        return chain
+
+    first = min(parent_of)
+    assert parent_of[first] is None  # the first rows of an empty tree are roots
+    last = max(n for n in parent_of if ancestors(n) and first not in ancestors(n) + [n])
     async with seed_engine.begin() as connection:
         table = seed_table("fx_nodes").table
         await connection.execute(update(table).where(table.c.id == first).values(parent_id=last))
@@ -180,6 +187,9 @@ async def test_fake_values_have_each_columns_type(seed_engine: AsyncEngine) -> N
     """Beyond the schema check of every fake row (test_dump_and_fake): the JSON shapes follow the
     annotations, and the UUID key that COPY would have left empty is filled."""
     await generate_fake(seed_engine, rows=200, random_seed=3)
+    nodes = list((await rows_of(seed_engine, "fx_nodes")).values())
+    roots = [row for row in nodes if row["parent_id"] is None]
+    assert 20 <= len(roots) < 100  # a tree grows in one run: the first tenth are roots
     specimens = list((await rows_of(seed_engine, "fx_specimens")).values())
     assert all(isinstance(row["attributes"], dict) for row in specimens)
     assert all(row["readings"] is None or isinstance(row["readings"], list) for row in specimens)
