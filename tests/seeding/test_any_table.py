@@ -7,6 +7,7 @@ the same data and dump again to the same files.
 """
 
 import datetime as dt
+import random
 import shutil
 import uuid
 from decimal import Decimal
@@ -15,11 +16,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.seeding.dumper import dump_set
-from backend.seeding.fake import generate_fake
+from backend.seeding.fake import Pools, _TableFaker, generate_fake
 from backend.seeding.format import SeedError
 from backend.seeding.loader import load_set
 from backend.seeding.tables import seed_table, seed_tables
@@ -400,3 +402,25 @@ async def test_a_value_only_the_database_refuses_names_the_row(
         'invalid byte sequence for encoding "UTF8": 0x00'
     )
     assert set((await row_counts(seed_engine)).values()) == {0}
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        dict[str, Any],
+        list[Any] | None,
+        list[str],
+        list[int],
+        dict[str, float],
+        list[dict[str, bool]],
+    ],
+    ids=str,
+)
+def test_fake_json_follows_the_annotation(annotation: Any) -> None:
+    """JSON columns typed more narrowly than the fixture's get values their schema accepts."""
+    faker = _TableFaker(None, seed_table("fx_specimens"), random.Random(1), Pools(1))  # type: ignore[arg-type]
+    make = faker._json_maker(annotation, 20)
+    values = [make() for _ in range(200)]
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    assert [adapter.validate_python(v, strict=True) for v in values] == values
+    assert any(values)  # not all empty
