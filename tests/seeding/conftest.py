@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backend import schema
 from backend.config import PROJECT_ROOT, Settings
 from backend.db import create_engine, metadata
-from backend.registry import registry
+from backend.registry import client_chosen_primary_key, registry
 from tests.databases import fresh_database
 
 DEMO = PROJECT_ROOT / "seed" / "demo"
@@ -107,8 +107,11 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
 
 
 def _identity_column(table: Table) -> str | None:
+    """The surrogate id that differs between databases (not a key the client chose)."""
     keys = list(table.primary_key.columns)
-    return keys[0].name if len(keys) == 1 and not keys[0].foreign_keys else None
+    if len(keys) != 1 or keys[0].foreign_keys:
+        return None
+    return keys[0].name
 
 
 async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
@@ -140,7 +143,7 @@ async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
 
     result: Snapshot = {}
     for table in metadata.sorted_tables:
-        skip = _identity_column(table)
+        skip = None if client_chosen_primary_key(table) else _identity_column(table)
         rows = [
             tuple(
                 (c.name, value(table, c.name, row[c.name])) for c in table.columns if c.name != skip
