@@ -1,8 +1,15 @@
 """Fake rows at volume for every registered table, driven by the tables' own definitions.
 
 Values follow each column's type and constraints (lengths, bounds, decimal places, enums,
-nullability, uniques, foreign keys); names pick realistic content (emails, people, phones,
-product names, slugs, codes). Speed comes from four choices:
+patterns, nullability, uniques, foreign keys); names pick realistic content (emails, people,
+phones, product names, slugs, codes), and a pattern that realistic content does not match is
+honoured by drawing from the pattern itself (rstr, seeded like everything else). Every column
+type has a generator: text, numbers, dates, times, durations, UUIDs, enums, JSON mappings and
+lists, arrays of strings, bytes. A reference to the same table (a tree's parent) is drawn from
+the rows written before the batch: a tree is made in generations, so the first rows of an
+empty tree are its roots. Python-side
+defaults (a UUID primary key's `default_factory`) are applied here, since COPY skips them;
+server defaults are left to the database. Speed comes from four choices:
 - Faker runs only to fill small pools of words, names and sentences; rows combine pool
   entries, so a row costs a few list lookups, not a dozen Faker calls;
 - values are generated a column at a time for a whole batch (`random.choices`);
@@ -18,6 +25,9 @@ import asyncio
 import datetime as dt
 import random
 import re
+import types
+import typing
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,16 +38,23 @@ import asyncpg
 from faker import Faker
 from pydantic import ValidationError
 from sqlalchemy import (
+    ARRAY,
+    JSON,
     Boolean,
     Column,
     Date,
     DateTime,
     Enum,
+    Float,
     Integer,
+    Interval,
+    LargeBinary,
     Numeric,
     String,
     Table,
     Text,
+    Time,
+    Uuid,
     select,
 )
 from sqlalchemy import func as sa_func
@@ -49,6 +66,7 @@ from sqlalchemy.types import TypeDecorator
 from backend.auth.passwords import hash_password
 from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError
+from backend.seeding.patterns import PatternStrings
 from backend.seeding.progress import Progress
 from backend.seeding.tables import Link, SeedTable, seed_tables
 from backend.seeding.transaction import one_transaction
@@ -126,14 +144,23 @@ async def fake_into(
             report.links.setdefault(link.table.name, 0)
         # Generate batch k+1 in a thread while batch k streams into the database: the
         # database works on one core while Python builds rows on the other.
+        # A tree grows by generations instead: each batch is written before the next is made,
+        # whose parents are drawn from every row there by then.
+        tree = bool(table.self_references)
         writing: asyncio.Task[dict[str, int]] | None = None
         try:
-            for start in range(0, rows, BATCH_SIZE):
-                batch = await asyncio.to_thread(faker.batch, min(BATCH_SIZE, rows - start))
+            start = 0
+            for size in _batch_sizes(rows, tree=tree):
+                batch = await asyncio.to_thread(faker.batch, size)
                 faker.validate(batch, start)
+                start += size
                 if writing is not None:
                     _count(report, await writing)
                 writing = asyncio.create_task(faker.insert(batch))
+                if tree:
+                    _count(report, await writing)
+                    writing = None
+                    await faker.read_self_references()
                 progress.advance(task, len(batch))
             if writing is not None:
                 _count(report, await writing)
@@ -142,6 +169,17 @@ async def fake_into(
                 await asyncio.gather(writing, return_exceptions=True)
             raise
     return report
+
+
+def _batch_sizes(rows: int, *, tree: bool) -> list[int]:
+    """Batches of BATCH_SIZE rows; for a tree, a first tenth (the roots and their first
+    children), then batches that may hang under any row before them."""
+    sizes = []
+    if tree and rows > 1:
+        sizes.append(max(1, min(BATCH_SIZE, rows // 10)))
+    while sum(sizes) < rows:
+        sizes.append(min(BATCH_SIZE, rows - sum(sizes)))
+    return sizes
 
 
 def _count(report: FakeReport, inserted: dict[str, int]) -> None:
@@ -293,6 +331,8 @@ class _TableFaker:
         self.taken: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
         self.sequence = 0  # the running number that keeps generated text unique
         self.numbered: set[str] = set()  # text columns that carry it
+        self.redrawn: set[str] = set()  # unique columns kept unique by drawing again (patterns)
+        self.patterns = PatternStrings(random.Random(rng.getrandbits(64)))
         self.link_targets: dict[str, list[Any]] = {}
         self.link_choices: dict[str, list[tuple[Any, ...]]] = {}
         # Links are drawn while the next batch is generated in a thread: own random stream,
@@ -308,6 +348,11 @@ class _TableFaker:
             query = select(referenced).order_by(referenced)
             ids = list((await self.connection.execute(query)).scalars())
             if not ids and not table.c[reference.column].nullable:
+                if reference.target == self.table.name:
+                    raise SeedError(
+                        f"cannot fake {self.table.name}: {reference.field} must name another "
+                        f"{self.table.name} row and there is none yet; load a seed set first"
+                    )
                 raise SeedError(
                     f"cannot fake {self.table.name}: {reference.target} has no rows to refer "
                     f"to; fake {reference.target} too, or load a seed set first"
@@ -325,9 +370,30 @@ class _TableFaker:
                 (await self.connection.execute(select(remote).order_by(remote))).scalars()
             )
         for column in table.columns:
-            if column.primary_key or column.name in self.table.timestamp_columns:
+            generated = column.name not in self.table.timestamp_columns and (
+                not column.primary_key or self.table.writes_primary_key
+            )
+            if generated:
+                self.generators[column.name] = self._generator(column)
                 continue
-            self.generators[column.name] = self._generator(column)
+            # Left to its default (an id, a timestamp). COPY skips Python-side defaults, so
+            # those are applied here; server defaults are the database's.
+            default = _python_default(column)
+            if default is not None and isinstance(column.type, Uuid):
+                # uuid4 as the default_factory would give, but from the run's random stream:
+                # --random-seed then reproduces the rows that refer to these
+                self.generators[column.name] = self._uuids()
+            elif default is not None:
+                self.generators[column.name] = default
+
+    async def read_self_references(self) -> None:
+        """Refresh the rows a reference to the same table draws from (after a batch went in)."""
+        table = self.table.table
+        for reference in self.table.self_references:
+            referenced = next(iter(table.c[reference.column].foreign_keys)).column
+            query = select(referenced).order_by(referenced)
+            # in place: the column's generator holds this very list
+            self.fk_pools[reference.column][:] = (await self.connection.execute(query)).scalars()
 
     # --- rows -------------------------------------------------------------------------------
 
@@ -361,7 +427,7 @@ class _TableFaker:
     ) -> None:
         """Keep `key` unique; a value that exists already gets the next running number."""
         taken = self.taken[key]
-        renumber = [c for c in key if c in self.numbered]
+        renumber = [c for c in key if c in self.numbered or c in self.redrawn]
         for i in range(count):
             value = tuple(values[c][i] for c in key)
             if None in value:  # NULLs never collide
@@ -484,18 +550,28 @@ class _TableFaker:
             name in key and name not in self.fk_pools for key in self.taken
         )
         bounds = _bounds(self.table, column)
-        column_type = column.type
+        declared = column.type
+        dialect = self.connection.dialect
+        implemented = declared.dialect_impl(dialect)
+        if isinstance(implemented, ARRAY):  # a PostgreSQL variant: list[str] as ARRAY there
+            item_length = getattr(implemented.item_type, "length", None)
+            return self._with_nulls(column, self._json(name, item_length))
+        if isinstance(declared, Interval):  # before unwrapping: on SQLite it decorates DateTime
+            return self._with_nulls(column, self._durations())
+        column_type = declared
         if isinstance(column_type, TypeDecorator):  # AutoString, UTCDateTime
             column_type = column_type.impl_instance
         if isinstance(column_type, Enum) and column_type.enum_class is not None:
             members: list[Any] = list(column_type.enum_class)
             weights = [8 if i == 0 else 2 for i in range(len(members))]
-            return lambda n: self.rng.choices(members, weights, k=n)
+            return self._with_nulls(column, lambda n: self.rng.choices(members, weights, k=n))
         if isinstance(column_type, Boolean):
             share = 0.9 if name.startswith("is_") else 0.5
-            return lambda n: [self.rng.random() < share for _ in range(n)]
+            return self._with_nulls(column, lambda n: [self.rng.random() < share for _ in range(n)])
         if isinstance(column_type, Integer):
             return self._with_nulls(column, self._integers(name, bounds))
+        if isinstance(column_type, Float):  # a Numeric subclass: test it first
+            return self._with_nulls(column, self._floats(bounds))
         if isinstance(column_type, Numeric):
             return self._with_nulls(column, self._decimals(name, bounds))
         if isinstance(column_type, DateTime):
@@ -503,18 +579,113 @@ class _TableFaker:
         if isinstance(column_type, Date):
             stamps = self._datetimes(aware=False)
             return self._with_nulls(column, lambda n: [s.date() for s in stamps(n)])
+        if isinstance(column_type, Time):
+            return self._with_nulls(column, self._times())
+        if isinstance(column_type, Uuid):
+            return self._with_nulls(column, self._uuids())
+        if isinstance(column_type, JSON):
+            return self._with_nulls(column, self._json(name, None))
+        if isinstance(column_type, LargeBinary):
+            return self._with_nulls(column, self._bytes())
         if isinstance(column_type, String | Text):
             if name == "hashed_password":
                 return lambda n: [self.pools.password_hash] * n
-            text = self._texts(name, bounds, unique=unique, long=isinstance(column_type, Text))
-            if unique:
+            long = isinstance(column_type, Text)
+            text = self._texts(name, bounds, unique=unique, long=long, rng=self.rng)
+            if bounds.pattern and not self._matches(name, bounds, unique=unique, long=long):
+                text = self._patterned(name, bounds)
+                if unique:
+                    self.redrawn.add(name)
+            elif unique:
                 self.numbered.add(name)
-            return self._with_nulls(
-                column, text, share=0.5 if isinstance(column_type, Text) else 0.2
-            )
+            return self._with_nulls(column, text, share=0.5 if long else 0.2)
         raise SeedError(
             f"cannot fake {self.table.name}.{name}: no generator for type {column_type!r}"
         )
+
+    def _matches(self, name: str, bounds: _Bounds, *, unique: bool, long: bool) -> bool:
+        """Whether the realistic text for this column fits its pattern (a slug does), judged on
+        a sample drawn from a throwaway random stream, so that the rows do not change."""
+        assert bounds.pattern is not None
+        texts = self._texts(name, bounds, unique=unique, long=long, rng=random.Random(0))
+        sequence = self.sequence
+        self.sequence += 50  # as batch() does before generating: the numbers the rows will get
+        try:
+            sample = texts(50)
+        finally:
+            self.sequence = sequence
+        return all(re.search(bounds.pattern, text) for text in sample)
+
+    def _patterned(self, name: str, bounds: _Bounds) -> Generator:
+        """Strings drawn from the column's regular expression, within its length bounds."""
+        pattern = bounds.pattern
+        assert pattern is not None
+        low, high = bounds.min_length, bounds.max_length
+
+        def draw() -> str:
+            try:
+                return self.patterns.matching(pattern, min_length=low, max_length=high)
+            except ValueError as exc:
+                raise SeedError(f"cannot fake {self.table.name}.{name}: {exc}") from None
+
+        return lambda n: [draw() for _ in range(n)]
+
+    def _floats(self, bounds: _Bounds) -> Generator:
+        low = float(bounds.low) if bounds.low is not None else 0.0
+        high = float(bounds.high) if bounds.high is not None else low + 1000.0
+        return lambda n: [round(self.rng.uniform(low, high), 4) for _ in range(n)]
+
+    def _times(self) -> Generator:
+        pool = [
+            dt.time(self.rng.randrange(24), self.rng.randrange(60), self.rng.randrange(60))
+            for _ in range(POOL_SIZE // 4)
+        ]
+        return lambda n: self.rng.choices(pool, k=n)
+
+    def _durations(self) -> Generator:
+        pool = [
+            dt.timedelta(minutes=self.rng.randrange(0, 30 * 24 * 60)) for _ in range(POOL_SIZE // 4)
+        ]
+        return lambda n: self.rng.choices(pool, k=n)
+
+    def _uuids(self) -> Generator:
+        return lambda n: [uuid.UUID(int=self.rng.getrandbits(128), version=4) for _ in range(n)]
+
+    def _bytes(self) -> Generator:
+        return lambda n: [self.rng.randbytes(self.rng.randrange(1, 33)) for _ in range(n)]
+
+    def _json(self, name: str, item_length: int | None) -> Generator:
+        """JSON shaped as the field is annotated (`dict[str, Any]`, `list[str]`, `list[int]`...):
+        a few entries of the annotated types, mixed scalars where it says Any."""
+        info = self.table.resource.model.model_fields.get(name)
+        make = self._json_maker(info.annotation if info is not None else None, item_length or 20)
+        return lambda n: [make() for _ in range(n)]
+
+    def _json_maker(self, annotation: Any, text_limit: int) -> Callable[[], Any]:
+        """Values of one JSON annotation; `Any` is a mapping at the top, a scalar inside."""
+        rng, words = self.rng, self.pools.words
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+            return self._json_maker(options[0] if len(options) == 1 else Any, text_limit)
+        origin = typing.get_origin(annotation) or annotation
+        if origin is list:
+            item = options[0] if options and options[0] is not Any else _Scalar
+            make_item = self._json_maker(item, text_limit)
+            return lambda: [make_item() for _ in range(rng.randrange(0, 4))]
+        if origin is dict or annotation is Any or annotation is None:
+            value = options[1] if len(options) == 2 and options[1] is not Any else _Scalar
+            make_value = self._json_maker(value, text_limit)
+            return lambda: {k: make_value() for k in rng.sample(words, rng.randrange(0, 4))}
+        if annotation is bool:
+            return lambda: rng.random() < 0.5
+        if annotation is int:
+            return lambda: rng.randrange(-100, 1000)
+        if annotation is float:
+            return lambda: round(rng.uniform(0, 100), 2)
+        if annotation is str:
+            return lambda: rng.choice(words)[:text_limit]
+        makers = [self._json_maker(t, text_limit) for t in (int, float, str, bool)]
+        return lambda: rng.choice(makers)()
 
     def _with_nulls(
         self, column: Column[Any], generate: Generator, share: float = 0.2
@@ -558,9 +729,10 @@ class _TableFaker:
             pool = [p.replace(tzinfo=None) for p in pool]
         return lambda n: self.rng.choices(pool, k=n)
 
-    def _texts(self, name: str, bounds: _Bounds, *, unique: bool, long: bool) -> Generator:
+    def _texts(
+        self, name: str, bounds: _Bounds, *, unique: bool, long: bool, rng: random.Random
+    ) -> Generator:
         pools = self.pools
-        rng = self.rng
         limit = bounds.max_length or (2000 if long else 255)
         content: Callable[[], str]
         if name == "email":
@@ -641,3 +813,22 @@ class _TableFaker:
 
 
 _NOT_EMAIL = re.compile(r"[^a-z0-9.]")
+
+
+def _python_default(column: Column[Any]) -> Generator | None:
+    """A column's Python-side default (a scalar or a function such as uuid4) as a generator;
+    None when it has none, or a server default that the database applies itself."""
+    default = column.default
+    if column.server_default is not None or default is None:
+        return None
+    if getattr(default, "is_scalar", False):
+        value = default.arg  # type: ignore[attr-defined]
+        return lambda n: [value] * n
+    if getattr(default, "is_callable", False):
+        function = default.arg  # type: ignore[attr-defined]
+        return lambda n: [function(None) for _ in range(n)]  # SQLAlchemy passes a context
+    return None
+
+
+class _Scalar:
+    """Stands for "any JSON scalar" when JSON values are made for an `Any` annotation."""

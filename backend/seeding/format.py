@@ -7,6 +7,7 @@ clean diffs; PyYAML's `safe_load` builds only plain data (no objects).
 import datetime as dt
 import enum
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from backend.config import PROJECT_ROOT
 
@@ -132,7 +134,12 @@ class _FlowMapping(dict[str, Any]):
 
 
 class _SeedDumper(_Dumper):  # type: ignore[valid-type,misc]
-    """PyYAML's safe dumper, taught Decimals, enums and one-line lists."""
+    """PyYAML's safe dumper, taught Decimals, enums, times, durations, UUIDs and one-line lists.
+
+    Every value is written as plain YAML that `safe_load` reads back into something the create
+    schemas turn into the same value: times, durations and UUIDs as strings, bytes as `!!binary`
+    (PyYAML's own base64 tag, which `safe_load` reads as bytes).
+    """
 
 
 def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
@@ -158,7 +165,35 @@ def _represent_datetime(dumper: yaml.SafeDumper, value: dt.datetime) -> yaml.Sca
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat())
 
 
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Text of several lines as a `|` block, as a person writes it (the emitter falls back to
+    # quotes where a block cannot hold the text exactly).
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _represent_time(dumper: yaml.SafeDumper, value: dt.time) -> yaml.ScalarNode:
+    # A string: the dumper quotes 12:30:00, which YAML 1.1 would read as the integer 45000.
+    return dumper.represent_str(value.isoformat())
+
+
+_DURATION: TypeAdapter[dt.timedelta] = TypeAdapter(dt.timedelta)
+
+
+def _represent_timedelta(dumper: yaml.SafeDumper, value: dt.timedelta) -> yaml.ScalarNode:
+    # ISO 8601 (`P1DT2H30M`), as pydantic writes and reads durations: exact to the microsecond.
+    return dumper.represent_str(_DURATION.dump_python(value, mode="json"))
+
+
+def _represent_uuid(dumper: yaml.SafeDumper, value: uuid.UUID) -> yaml.ScalarNode:
+    return dumper.represent_str(str(value))
+
+
+_SeedDumper.add_representer(str, _represent_str)
 _SeedDumper.add_representer(Decimal, _represent_decimal)
+_SeedDumper.add_representer(dt.time, _represent_time)
+_SeedDumper.add_representer(dt.timedelta, _represent_timedelta)
+_SeedDumper.add_multi_representer(uuid.UUID, _represent_uuid)  # asyncpg's UUID subclasses it
 _SeedDumper.add_multi_representer(enum.Enum, _represent_enum)
 _SeedDumper.add_representer(_Flow, _represent_flow)
 _SeedDumper.add_representer(_FlowMapping, _represent_flow_mapping)

@@ -5,8 +5,15 @@ loaded earlier in the same transaction included), then validated by the same cre
 the API uses. A row whose natural key exists is updated with the fields the file lists, and
 only when a value differs, so loading a set twice changes nothing. Any bad row aborts the
 whole load: the transaction is rolled back and the error names the file, row, field and reason.
+
+A table that refers to itself (a tree's `parent`) is loaded parents first: the file's rows are
+put in a stable topological order (the file's own order when it already lists parents first, as
+a dump does), pending inserts are written as soon as a later row refers to one of them, and a
+cycle - in the file, or closed through rows already stored, for tables registered with
+`tree=` - is an error naming the row.
 """
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -23,10 +30,11 @@ from pydantic import (
 )
 from pydantic import Field as PydanticField
 from pydantic.fields import FieldInfo
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import JSON, LargeBinary, Time, delete, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from backend.auth.passwords import hash_password, is_password_hash, verify_password
 from backend.integrity import describe_integrity_error
@@ -42,6 +50,7 @@ from backend.seeding.tables import (
     seed_tables,
 )
 from backend.seeding.transaction import one_transaction
+from backend.trees import cycle_query, needs_cycle_check
 
 BATCH_SIZE = 1000
 
@@ -227,14 +236,21 @@ class _Loader:
             existing[tuple(stored[c] for c in table.natural_key)] = stored
         seen: dict[Key, int] = {}
         inserts: list[_Row] = []
+        waiting: set[int] = set()  # rows (by number) in `inserts`, for self-references
         task = self.progress.task(f"loading {table.name}", len(seed_file.rows))
-        for number, raw in enumerate(seed_file.rows, start=1):
-            where = _Where(seed_file, number, raw, table)
+        for number, depends in self._load_order(table, seed_file):
+            if depends & waiting:  # the row refers to a row not written yet: write those first
+                await self._insert(table, inserts)
+                report.created += len(inserts)
+                inserts, waiting = [], set()
+            where = _Where(seed_file, number, seed_file.rows[number - 1], table)
             row = self._parse_row(table, where)
             key = tuple(row.values[c] for c in table.natural_key)
             if key in seen:
+                first, second = sorted((seen[key], number))
+                where = _Where(seed_file, second, seed_file.rows[second - 1], table)
                 raise where.error(
-                    f"same natural key ({', '.join(table.natural_key_fields)}) as row {seen[key]}"
+                    f"same natural key ({', '.join(table.natural_key_fields)}) as row {first}"
                 )
             seen[key] = number
             current = existing.get(key)
@@ -242,6 +258,7 @@ class _Loader:
                 if row.password is not None:
                     row.values["hashed_password"] = hash_password(row.password)
                 inserts.append(row)
+                waiting.add(number)
             else:
                 changes = {
                     column: value
@@ -253,6 +270,7 @@ class _Loader:
                 ):
                     changes["hashed_password"] = hash_password(row.password)
                 if changes:
+                    await self._check_tree(table, where, current[table.primary_key], changes)
                     await self._update(table, where, current[table.primary_key], changes)
                     report.updated += 1
                 else:
@@ -264,6 +282,103 @@ class _Loader:
         await self._insert(table, inserts)
         report.created += len(inserts)
         self.fresh.discard(table.name)
+
+    def _load_order(self, table: SeedTable, seed_file: SeedFile) -> list[tuple[int, set[int]]]:
+        """The file's row numbers in the order to load them, each with the numbers of the rows
+        of the same file it refers to: file order, except that a row referred to by an earlier
+        row (its parent) moves up just before it. A cycle is an error naming a row in it."""
+        rows = seed_file.rows
+        if not table.self_references:
+            return [(number, set()) for number in range(1, len(rows) + 1)]
+        numbers: dict[Key, int] = {}
+        for number, raw in enumerate(rows, start=1):
+            key = self._written_key(table, raw)
+            if key is not None:
+                numbers.setdefault(key, number)
+        refers: dict[int, dict[int, str]] = {}  # row -> {row it refers to: field}
+        for number, raw in enumerate(rows, start=1):
+            refers[number] = {}
+            if not isinstance(raw, dict):
+                continue
+            for reference in table.self_references:
+                value = raw.get(reference.field)
+                if value is None:
+                    continue
+                try:
+                    target = numbers.get(self.indexes.parse_key(table, value))
+                except (ValueError, KeyError):
+                    continue  # malformed: reported when the row itself is read
+                if target is not None:
+                    refers[number].setdefault(target, reference.field)
+        order: list[tuple[int, set[int]]] = []
+        state: dict[int, bool] = {}  # False while on the path being walked, True when placed
+        for first in range(1, len(rows) + 1):
+            if first in state:
+                continue
+            state[first] = False
+            path = [(first, iter(refers[first]))]
+            while path:
+                number, targets = path[-1]
+                target = next(targets, None)
+                if target is None:
+                    state[number] = True
+                    order.append((number, set(refers[number])))
+                    path.pop()
+                elif target not in state:
+                    state[target] = False
+                    path.append((target, iter(refers[target])))
+                elif state[target] is False:
+                    cycle = [n for n, _ in path][[n for n, _ in path].index(target) :]
+                    raise self._cycle_error(table, seed_file, cycle, refers)
+        return order
+
+    def _written_key(self, table: SeedTable, raw: Any) -> Key | None:
+        """The natural key of a row as the file writes it; None when it cannot be read (the
+        row's own reading then says why)."""
+        if not isinstance(raw, dict) or any(f not in raw for f in table.natural_key_fields):
+            return None
+        fields = table.natural_key_fields
+        value = raw[fields[0]] if len(fields) == 1 else {f: raw[f] for f in fields}
+        try:
+            return self.indexes.parse_key(table, value)
+        except (ValueError, KeyError):
+            return None
+
+    def _cycle_error(
+        self,
+        table: SeedTable,
+        seed_file: SeedFile,
+        cycle: list[int],
+        refers: dict[int, dict[int, str]],
+    ) -> SeedError:
+        first = cycle[0]
+        where = _Where(seed_file, first, seed_file.rows[first - 1], table)
+        field_name = refers[first][cycle[1] if len(cycle) > 1 else first]
+        if len(cycle) == 1:
+            return where.error(f"a row cannot be its own {field_name}", field_name)
+        shown = " -> ".join(
+            f"row {n} ({_key_label(table, seed_file.rows[n - 1])})" for n in [*cycle, first]
+        )
+        return where.error(f"a cycle in the file: {shown}", field_name)
+
+    async def _check_tree(
+        self, table: SeedTable, where: _Where, row_id: Any, changes: dict[str, Any]
+    ) -> None:
+        """Refuse to move a stored row of a tree under itself or one of its descendants."""
+        resource = table.resource
+        if not needs_cycle_check(resource, row_id, changes):
+            return
+        assert resource.tree is not None
+        parent_id = changes[resource.tree]
+        field_name = table.seed_field(resource.tree)
+        if parent_id == row_id:
+            raise where.error(f"a row cannot be its own {field_name}", field_name)
+        if await self.connection.scalar(cycle_query(resource, row_id, parent_id)) is not None:
+            parent = describe_value(where.raw.get(field_name))
+            raise where.error(
+                f"{parent} is a descendant of this row: a row cannot be moved under itself",
+                field_name,
+            )
 
     def _parse_row(self, table: SeedTable, where: _Where) -> _Row:
         raw = where.raw
@@ -293,7 +408,7 @@ class _Loader:
                     f"the {target} row's {', '.join(_key_fields(target))}",
                     name,
                 )
-            elif name == table.primary_key:
+            elif name == table.primary_key and not table.writes_primary_key:
                 raise where.error(
                     "seed files carry no ids: rows are matched by their natural key "
                     f"({', '.join(table.natural_key_fields)})",
@@ -305,12 +420,19 @@ class _Loader:
                 except ValidationError as exc:
                     raise where.error(exc.errors()[0]["msg"], name) from None
             else:
-                payload[name] = value
+                payload[name] = _column_value(table, where, name, value)
         try:
             model = _seed_schema(table).model_validate(payload)
         except ValidationError as exc:
             raise _validation_error(table, where, exc) from None
         values = model.model_dump()
+        for name in _naive_time_columns(table):
+            value = values.get(name)
+            if isinstance(value, dt.time) and value.tzinfo is not None:
+                raise where.error(
+                    "a time of day without a UTC offset: the column stores no time zone",
+                    table.seed_field(name),
+                )
         listed = set(model.model_fields_set) | set(timestamps)
         for link in table.links:
             values.pop(link.schema_field, None)
@@ -330,29 +452,46 @@ class _Loader:
         )
         try:
             await self.connection.execute(statement)
-        except IntegrityError as exc:
-            raise _integrity_error(table, where, exc) from None
+        except DBAPIError as exc:
+            raise _database_error(table, where, exc) from None
 
     async def _insert(self, table: SeedTable, rows: list[_Row]) -> None:
+        """Insert `rows`; for a table that refers to itself, note their ids for later rows."""
+        if not rows:
+            return
+        statement = insert(table.table)
+        if table.self_references:
+            key_columns = [table.table.c[c] for c in (table.primary_key, *table.natural_key)]
+            statement = statement.returning(*key_columns)
+        inserted: list[Any] = []
         if self.precise:
             for row in rows:
                 try:
-                    await self.connection.execute(insert(table.table).values(row.values))
-                except IntegrityError as exc:
-                    raise _integrity_error(table, row.where, exc) from None
-            return
-        # executemany needs one column set per statement: group rows by the columns they set
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            groups.setdefault(tuple(sorted(row.values)), []).append(row.values)
-        for group in groups.values():
-            for start in range(0, len(group), BATCH_SIZE):
-                try:
-                    await self.connection.execute(
-                        insert(table.table), group[start : start + BATCH_SIZE]
-                    )
-                except IntegrityError:
-                    raise _BatchFailed() from None
+                    result = await self.connection.execute(statement.values(row.values))
+                except DBAPIError as exc:
+                    raise _database_error(table, row.where, exc) from None
+                if table.self_references:
+                    inserted += result.all()
+        else:
+            # executemany needs one column set per statement: group rows by the columns they set
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault(tuple(sorted(row.values)), []).append(row.values)
+            for group in groups.values():
+                for start in range(0, len(group), BATCH_SIZE):
+                    try:
+                        result = await self.connection.execute(
+                            statement, group[start : start + BATCH_SIZE]
+                        )
+                    except DBAPIError as exc:
+                        if not _is_refusal(exc):
+                            raise
+                        raise _BatchFailed() from None
+                    if table.self_references:
+                        inserted += result.all()
+        index = self.indexes[table.name]
+        for stored in inserted:
+            index.add(tuple(stored[1:]), stored[0])
 
     async def _load_links(self) -> None:
         by_link: dict[Link, list[_PendingLinks]] = {}
@@ -407,6 +546,66 @@ class _Loader:
 
 
 _AWARE: TypeAdapter[Any] = TypeAdapter(AwareDatetime)
+_JSON_SCALARS = (str, int, float, bool)
+
+
+@cache
+def _naive_time_columns(table: SeedTable) -> tuple[str, ...]:
+    """Time-of-day columns without a time zone: a value with an offset would lose it."""
+    return tuple(
+        c.name for c in table.table.columns if isinstance(c.type, Time) and not c.type.timezone
+    )
+
+
+def _column_value(table: SeedTable, where: _Where, name: str, value: Any) -> Any:
+    """Check what YAML reads before the schema does, where the two disagree about a type:
+    bytes must be `!!binary` (a plain string would be taken as its UTF-8 bytes), JSON columns
+    hold JSON data only (YAML also reads dates), and an unquoted time such as 12:30:00 is a
+    base-60 integer to YAML 1.1, turned back into the time it was written as."""
+    column = table.table.columns.get(name)
+    if column is None or value is None:
+        return value
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    if isinstance(column_type, LargeBinary) and not isinstance(value, bytes):
+        raise where.error(
+            f"expected bytes, written as !!binary followed by base64 (e.g. {name}: "
+            f"!!binary aGVsbG8=), not {describe_value(value)}",
+            name,
+        )
+    if isinstance(column_type, JSON):
+        problem = _not_json(value)
+        if problem is not None:
+            path, found = problem
+            raise where.error(
+                f"{describe_value(found)} ({type(found).__name__}) is not JSON data: "
+                "quote it to store it as text",
+                name + path,
+            )
+    if isinstance(column_type, Time) and isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value < 24 * 3600:
+            return dt.time(value // 3600, value // 60 % 60, value % 60)
+    return value
+
+
+def _not_json(value: Any, path: str = "") -> tuple[str, Any] | None:
+    """Where in `value` something is not JSON data (a date, a set...), and what; None if all is."""
+    if value is None or isinstance(value, _JSON_SCALARS):
+        return None
+    if isinstance(value, list):
+        for position, item in enumerate(value):
+            if (problem := _not_json(item, f"{path}[{position}]")) is not None:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}.{key}", key
+            if (problem := _not_json(item, f"{path}.{key}")) is not None:
+                return problem
+        return None
+    return path, value
 
 
 def _key_fields(target: str) -> tuple[str, ...]:
@@ -472,11 +671,36 @@ def _validation_error(table: SeedTable, where: _Where, exc: ValidationError) -> 
     return where.error(message, ".".join(location) or None)
 
 
-def _integrity_error(table: SeedTable, where: _Where, exc: IntegrityError) -> SeedError:
-    violation = describe_integrity_error(exc)
-    fields: Sequence[str] = violation.fields
-    names = [table.seed_field(f) for f in fields]
-    return where.error(violation.message(), " + ".join(names) or None)
+def _is_refusal(exc: DBAPIError) -> bool:
+    """Whether the database refused the row's values (a constraint, a value it cannot store),
+    rather than failing on its own (a lost connection), which is no row's fault."""
+    return not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
+
+
+def _database_error(table: SeedTable, where: _Where, exc: DBAPIError) -> Exception:
+    """The row's error from a database refusal: the constraint and fields when it names them,
+    else the driver's one-line reason (never the SQL); any other failure as it is."""
+    if not _is_refusal(exc):
+        return exc
+    if isinstance(exc, IntegrityError):
+        violation = describe_integrity_error(exc)
+        fields: Sequence[str] = violation.fields
+        names = [table.seed_field(f) for f in fields]
+        return where.error(violation.message(), " + ".join(names) or None)
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+    if reason.startswith("<class '") and ">: " in reason:  # SQLAlchemy's asyncpg adapter
+        reason = reason.split(">: ", 1)[1]
+    return where.error(f"the database refused the row: {reason}")
+
+
+def _key_label(table: SeedTable, raw: Any) -> str:
+    """A row's natural key as written, for messages: `b` or `{code: NL-001, region: North}`."""
+    if not isinstance(raw, dict):
+        return describe_value(raw)
+    fields = table.natural_key_fields
+    if len(fields) == 1:
+        return describe_value(raw.get(fields[0]))
+    return describe_value({f: raw.get(f) for f in fields})
 
 
 async def database_is_empty(engine: AsyncEngine) -> bool:

@@ -4,7 +4,8 @@ A row never carries ids. A foreign-key column `<name>_id` is written as `<name>`
 referenced row's natural key: a scalar when that key is one column (`category: lamps`), a
 mapping when it has several (`order: {customer: alice@example.com, reference: ORD-0001}`),
 itself written the same way. A many-to-many relationship is a list of the other side's keys
-(`tags: [desk, led]`).
+(`tags: [desk, led]`). A reference to the same table (a tree's `parent`) is written the same
+way and may name a row later in the same file.
 """
 
 from collections.abc import Mapping
@@ -18,7 +19,12 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.schema import sort_tables
 
 from backend.crud.schemas import derive_schemas
-from backend.registry import SERVER_MANAGED, ResourceOptions, registry
+from backend.registry import (
+    SERVER_MANAGED,
+    ResourceOptions,
+    client_chosen_primary_key,
+    registry,
+)
 from backend.seeding.format import SeedError, describe_value
 
 Key = tuple[Any, ...]
@@ -72,6 +78,23 @@ class SeedTable:
     @property
     def create_schema(self) -> type[BaseModel]:
         return derive_schemas(self.resource).create
+
+    @cached_property
+    def self_references(self) -> tuple[Reference, ...]:
+        """References to rows of this same table (a tree's `parent`)."""
+        return tuple(r for r in self.references if r.target == self.name)
+
+    @cached_property
+    def writes_primary_key(self) -> bool:
+        """Whether seed files carry the primary key: only when the client chooses it (a code)."""
+        return client_chosen_primary_key(self.table)
+
+    @cached_property
+    def ordered_by_primary_key(self) -> bool:
+        """Whether primary-key order is insertion order (a database-assigned integer), so that a
+        dump keeps the order rows were created in; other tables are dumped by natural key."""
+        column = self.table.c[self.primary_key]
+        return not self.writes_primary_key and column.default is None
 
     def reference_for_column(self, column: str) -> Reference | None:
         return next((r for r in self.references if r.column == column), None)
@@ -147,8 +170,13 @@ def _references(
                 f"{resource.name}.{column.name} refers to table {target_table!r}, "
                 "which is not registered: seeding cannot write it"
             )
-        if target_table == resource.table.name:
-            raise SeedError(f"{resource.name}.{column.name}: self-references are not supported")
+        target = tables[target_table]
+        if foreign_key.column.name != target.primary_key:
+            raise SeedError(
+                f"{resource.name}.{column.name} refers to "
+                f"{target_table}.{foreign_key.column.name}, not to its "
+                f"primary key {target.primary_key!r}: seeding cannot write it"
+            )
         field = column.name.removesuffix("_id")
         if field == column.name or field in columns:
             field = column.name  # no shorter name is free: keep the column's own

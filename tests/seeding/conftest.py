@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend import schema
 from backend.config import PROJECT_ROOT, Settings
 from backend.db import create_engine, metadata
-from backend.registry import registry
+from backend.registry import client_chosen_primary_key, registry
 from tests.databases import fresh_database
 
 DEMO = PROJECT_ROOT / "seed" / "demo"
@@ -52,6 +52,12 @@ def seed_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) ->
 async def empty_all_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
+            # a tree's RESTRICT is checked row by row (SQLite): cut the tree before deleting
+            parents = {
+                fk.parent.name: None for fk in table.foreign_keys if fk.column.table is table
+            }
+            if parents:
+                await connection.execute(update(table).values(parents))
             await connection.execute(delete(table))
 
 
@@ -101,8 +107,11 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
 
 
 def _identity_column(table: Table) -> str | None:
+    """The surrogate id that differs between databases (not a key the client chose)."""
     keys = list(table.primary_key.columns)
-    return keys[0].name if len(keys) == 1 and not keys[0].foreign_keys else None
+    if len(keys) != 1 or keys[0].foreign_keys:
+        return None
+    return keys[0].name
 
 
 async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
@@ -134,7 +143,7 @@ async def natural_snapshot(engine: AsyncEngine) -> Snapshot:
 
     result: Snapshot = {}
     for table in metadata.sorted_tables:
-        skip = _identity_column(table)
+        skip = None if client_chosen_primary_key(table) else _identity_column(table)
         rows = [
             tuple(
                 (c.name, value(table, c.name, row[c.name])) for c in table.columns if c.name != skip

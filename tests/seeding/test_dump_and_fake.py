@@ -16,7 +16,13 @@ from backend.seeding.fake import FAKE_PASSWORD, generate_fake
 from backend.seeding.format import SeedError
 from backend.seeding.loader import load_set
 from backend.seeding.tables import seed_table, seed_tables
-from tests.seeding.conftest import DEMO, natural_snapshot, row_counts, snapshot
+from tests.seeding.conftest import (
+    DEMO,
+    empty_all_tables,
+    natural_snapshot,
+    row_counts,
+    snapshot,
+)
 
 FAKE_ROWS = 1000
 
@@ -105,9 +111,7 @@ async def test_the_same_random_seed_gives_the_same_rows(seed_engine: AsyncEngine
     first = await natural_snapshot(seed_engine)
     await generate_fake(seed_engine, rows=30, random_seed=7, dry_run=True)
     assert await natural_snapshot(seed_engine) == first  # a dry run writes nothing
-    async with seed_engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            await connection.execute(table.delete())
+    await empty_all_tables(seed_engine)
     await generate_fake(seed_engine, rows=30, random_seed=7)
     second = await natural_snapshot(seed_engine)
     without_times = {
