@@ -22,6 +22,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import backend.autogenerate  # noqa: F401  (native enum types in autogenerate and diffs)
 from backend.config import PROJECT_ROOT, get_settings
 from backend.db import ensure_sqlite_directory
 

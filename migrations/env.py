@@ -12,6 +12,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import backend.autogenerate  # noqa: F401  (native enum types, nested types)
 import backend.registry  # noqa: F401  (imports every table)
 from backend.config import get_settings
 from backend.db import metadata
