@@ -137,7 +137,7 @@ async def migrate(database_url: str, target: str = "heads") -> list[AppliedRevis
 
     def work(connection: Connection) -> None:
         config.attributes["connection"] = connection
-        config.attributes["on_version_apply"] = (record,)
+        config.attributes["on_version_apply"] = record
         if upgrading:
             command.upgrade(config, resolved)
         else:

@@ -35,7 +35,7 @@ def _configure(**kwargs: Any) -> None:
         compare_server_default=False,
         render_as_batch=dialect.startswith("sqlite"),
         # `backend.schema.migrate` listens to report each revision it applies.
-        on_version_apply=tuple(config.attributes.get("on_version_apply", ())),
+        on_version_apply=config.attributes.get("on_version_apply"),
         url=url,
         **kwargs,
     )
