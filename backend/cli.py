@@ -165,6 +165,8 @@ def makemigrations(
         path = schema.makemigrations(message, app)
     except ValueError as exc:
         raise CommandError(f"--app: {exc}") from None
+    except schema.MigrationError as exc:
+        raise CommandError(str(exc)) from None
     if path is None:
         typer.echo("no changes: the models match the migrations")
     else:

@@ -291,18 +291,21 @@ def makemigrations(message: str, app: str | None = None) -> str | None:
             generated.append(directives[0])
 
     with scratch_database() as url:
-        config = alembic_config(url)
-        target = _branch_target(config, app)
+        target = _branch_target(alembic_config(url), app)
+        config = alembic_config(url)  # after _branch_target made a new app's folder
 
         def work(connection: Connection) -> None:
             config.attributes["connection"] = connection
-            command.revision(
-                config,
-                message=message,
-                autogenerate=True,
-                process_revision_directives=skip_empty,
-                **target,
-            )
+            try:
+                command.revision(
+                    config,
+                    message=message,
+                    autogenerate=True,
+                    process_revision_directives=skip_empty,
+                    **target,
+                )
+            except (CommandError, RevisionError) as exc:
+                raise MigrationError(f"cannot write the revision: {_first_line(exc)}") from None
 
         async def run() -> None:
             await upgrade(url)
