@@ -62,6 +62,13 @@ def one_line_errors(command: F) -> F:
             fail(_describe_database_error(exc, settings))
         except KeyboardInterrupt:
             fail("interrupted", code=130)
+        except Exception as exc:
+            # backend.registry's RegistryError (a model or APPS mistake, raised while the
+            # tables are imported), told by its module: importing the class here would import
+            # the tables before this wrapper could report their mistakes.
+            if type(exc).__module__ == "backend.registry":
+                fail(str(exc))
+            raise
 
     return wrapper  # type: ignore[return-value]
 
