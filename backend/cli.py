@@ -62,6 +62,13 @@ def one_line_errors(command: F) -> F:
             fail(_describe_database_error(exc, settings))
         except KeyboardInterrupt:
             fail("interrupted", code=130)
+        except Exception as exc:
+            # backend.registry's RegistryError (a model or APPS mistake, raised while the
+            # tables are imported), told by its module: importing the class here would import
+            # the tables before this wrapper could report their mistakes.
+            if type(exc).__module__ == "backend.registry":
+                fail(str(exc))
+            raise
 
     return wrapper  # type: ignore[return-value]
 
@@ -109,23 +116,44 @@ def serve(
     )
 
 
-@cli.command()
+# `tablestack migrate -1`: a revision may start with "-", so unknown options are arguments.
+@cli.command(context_settings={"ignore_unknown_options": True})
 @one_line_errors
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
+    revision: Annotated[
+        str,
+        typer.Argument(
+            help="Where to go, up or down: heads (every branch), base, a revision id, "
+            "<branch>@head, <branch>@base, -N (N revisions down; with several branches, "
+            "<branch>@-N).",
+        ),
+    ] = "heads",
 ) -> None:
-    """Upgrade the database schema (to head by default)."""
+    """Migrate the database schema up or down to REVISION (every head by default), printing
+    each revision applied or reverted."""
     from backend import schema
 
     settings = _settings()
-    asyncio.run(schema.upgrade(settings.database_url, revision))
-    typer.echo(f"database at {', '.join(sorted(asyncio.run(_current(settings))))}")
+    try:
+        applied = asyncio.run(schema.migrate(settings.database_url, revision))
+    except schema.MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    for step in applied:
+        verb = "applied " if step.upgrade else "reverted"
+        typer.echo(f"{verb} {step.revision} ({step.branch}) {step.message}".rstrip())
+    where = asyncio.run(_describe_current(settings))
+    typer.echo(f"database at {where}" if applied else f"nothing to do: database at {where}")
 
 
-async def _current(settings: Settings) -> set[str]:
+async def _describe_current(settings: Settings) -> str:
+    from alembic.script import ScriptDirectory
+
     from backend import schema
 
-    return await schema.current_revisions(settings.database_url) or {"base"}
+    current = await schema.current_revisions(settings.database_url)
+    scripts = ScriptDirectory.from_config(schema.alembic_config(settings.database_url))
+    shown = [f"{revision} ({schema.branch_name(scripts, revision)})" for revision in current]
+    return ", ".join(sorted(shown)) or "base"
 
 
 @cli.command()
@@ -144,6 +172,8 @@ def makemigrations(
         path = schema.makemigrations(message, app)
     except ValueError as exc:
         raise CommandError(f"--app: {exc}") from None
+    except schema.MigrationError as exc:
+        raise CommandError(str(exc)) from None
     if path is None:
         typer.echo("no changes: the models match the migrations")
     else:

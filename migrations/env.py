@@ -12,6 +12,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import backend.autogenerate  # noqa: F401  (native enum types, nested types)
 import backend.registry  # noqa: F401  (imports every table)
 from backend.config import get_settings
 from backend.db import metadata
@@ -33,6 +34,8 @@ def _configure(**kwargs: Any) -> None:
         compare_type=True,
         compare_server_default=False,
         render_as_batch=dialect.startswith("sqlite"),
+        # `backend.schema.migrate` listens to report each revision it applies.
+        on_version_apply=config.attributes.get("on_version_apply"),
         url=url,
         **kwargs,
     )

@@ -1,4 +1,6 @@
-"""${message}
+<%!
+    from backend.autogenerate import imports_for, qualify_types
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # noqa: F401  (autogenerate renders AutoString, UTCDateTime)
 from alembic import op
-${imports if imports else ""}
+${imports_for(qualify_types(upgrades + downgrades), imports or "")}
 # revision identifiers, used by Alembic.
 revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}
@@ -20,8 +22,8 @@ depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
+    ${qualify_types(upgrades) if upgrades else "pass"}
 
 
 def downgrade() -> None:
-    ${downgrades if downgrades else "pass"}
+    ${qualify_types(downgrades) if downgrades else "pass"}

@@ -87,3 +87,52 @@ def test_migrate_then_create_user_then_duplicate(tmp_path: Path) -> None:
     assert_one_line_error(again, "already exists")
     weak = run("create-user", "x@example.com", "--password-env", "PW", env={**env, "PW": "short"})
     assert_one_line_error(weak, "at least 8 characters")
+
+
+def test_migrate_up_down_and_up_again_saying_what_it_applied(empty_database_url: str) -> None:
+    """Over every branch (the project's and the fixture app's, with its native enum type on
+    PostgreSQL): heads -> base -> heads, one line per revision applied or reverted."""
+    env = {"DATABASE_URL": empty_database_url}
+    up = run("migrate", env=env)
+    assert up.returncode == 0, up.stderr
+    lines = up.stdout.splitlines()
+    assert sorted(line.split()[0] for line in lines[:-1]) == ["applied", "applied"]
+    assert any(
+        line.endswith("(fixture_app) fixture app: the type and shape matrix") for line in lines
+    )
+    assert any("(project) create the domain" in line for line in lines)
+    assert lines[-1].startswith("database at ") and "(fixture_app)" in lines[-1]
+
+    assert run("migrate", env=env).stdout.startswith("nothing to do: database at ")
+    assert_one_line_error(run("migrate", "-1", env=env), "say which, e.g. `tablestack migrate")
+
+    down = run("migrate", "base", env=env)
+    assert down.returncode == 0, down.stderr
+    assert [line.split()[0] for line in down.stdout.splitlines()] == [
+        "reverted",
+        "reverted",
+        "database",
+    ]
+    assert down.stdout.splitlines()[-1] == "database at base"
+    assert_one_line_error(run("migrate", "-1", env=env), "the database is at base")
+
+    again = run("migrate", "heads", env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("applied ") == 2
+    one_back = run("migrate", "fixture_app@-1", env=env)
+    assert one_back.stdout.startswith("reverted "), one_back.stderr
+    assert run("migrate", "fixture_app@head", env=env).stdout.startswith("applied ")
+
+
+@pytest.mark.parametrize(
+    ("revision", "fragment"),
+    [
+        ("0123456789ab", "cannot migrate to '0123456789ab': Can't locate revision"),
+        ("ghost@-1", "cannot migrate to 'ghost@-1'"),
+        ("project@-9", "cannot go down 9 revisions on project"),
+    ],
+)
+def test_migrate_bad_revision_is_one_line(tmp_path: Path, revision: str, fragment: str) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"}
+    assert run("migrate", env=env).returncode == 0
+    assert_one_line_error(run("migrate", revision, env=env), fragment)

@@ -64,3 +64,23 @@ async def test_a_served_app_freezes_its_startup_objects(database_url: str) -> No
     plain = create_app(settings)
     async with LifespanManager(plain):
         assert gc.get_freeze_count() == 0
+
+
+async def test_readyz_with_several_branches(empty_database_url: str) -> None:
+    """Ready only when every branch (the project's and each APPS module's) is at its head."""
+    from backend import schema
+
+    heads = schema.head_revisions()
+    assert len(heads) >= 2  # the project's branch and the fixture app's
+    await schema.migrate(empty_database_url, "project@head")
+    app = create_app(Settings(database_url=empty_database_url, environment="test"))
+    async with LifespanManager(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+            partly = await client.get("/readyz")
+            await schema.migrate(empty_database_url)
+            ready = await client.get("/readyz")
+    assert partly.status_code == 503
+    assert "migrations not at head" in partly.json()["reason"]
+    assert ready.status_code == 200, ready.text
+    assert set(ready.json()["revision"].split(",")) == heads
