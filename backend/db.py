@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import BigInteger, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,6 +32,13 @@ NAMING_CONVENTION = {
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata = SQLModel.metadata
+
+
+@compiles(BigInteger, "sqlite")
+def _sqlite_bigint(type_: BigInteger, compiler: Any, **kw: Any) -> str:
+    """BIGINT is INTEGER on SQLite: the same 64-bit storage, and only an `INTEGER PRIMARY KEY`
+    numbers new rows itself (a BIGINT key would have to be given on every insert)."""
+    return "INTEGER"
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
