@@ -175,7 +175,9 @@ class ResourceView(ModelView):
         for name in self._read_only_names():
             field = StringField(
                 self._column_labels.get(name, _humanize(name)),
-                render_kw={"class": "form-control", "disabled": True},
+                # readonly, not disabled: the browser posts it back, so a page shown again
+                # with errors still shows it (it is never written)
+                render_kw={"class": "form-control", "readonly": True},
                 description="Read-only.",
             )
             if name == self.resource.primary_key:
@@ -363,8 +365,14 @@ class ResourceView(ModelView):
         if await session.scalar(cycle_query(self.resource, row_id, parent_id)) is None:
             return
         error = TreeCycleError(self.resource, row_id, parent_id)
-        message = str(error).removeprefix(f"{error.field}: ")
-        message = message[:1].upper() + message[1:] + "."
+        if row_id == parent_id:
+            message = f"A {self.name.lower()} cannot be its own parent."
+        else:
+            parent = await session.get(self.model, parent_id)
+            message = (
+                f"{parent} is below {await session.get(self.model, row_id)}: a "
+                f"{self.name.lower()} cannot be moved under itself."
+            )
         form.add_error(error.field, message)
         raise AdminWriteError(message)
 
