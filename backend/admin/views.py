@@ -281,7 +281,8 @@ class ResourceView(ModelView):
             related = await self._check_references(session, form, values, link_ids)
             await self._check_tree(session, form, getattr(row, self.resource.primary_key), values)
             for name, value in values.items():
-                setattr(row, name, value)
+                if not _shown_unchanged(getattr(row, name, None), value):
+                    setattr(row, name, value)
             for relationship, rows in related.items():
                 setattr(row, relationship, rows)
             await self._commit(session, form)
@@ -412,6 +413,14 @@ class ResourceView(ModelView):
                 csv_lines(names, rows), media_type="text/csv; charset=utf-8", headers=headers
             )
         raise HTTPException(404, f"No export as {export_type!r}.")
+
+
+def _shown_unchanged(stored: Any, submitted: Any) -> bool:
+    """Whether `submitted` is `stored` as the form showed it: a datetime is edited to the
+    second (the date picker has no finer unit), and saving a row must not truncate one."""
+    if isinstance(stored, datetime) and isinstance(submitted, datetime):
+        return stored.microsecond != 0 and stored.replace(microsecond=0) == submitted
+    return False
 
 
 def _humanize(name: str) -> str:

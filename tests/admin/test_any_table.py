@@ -8,7 +8,7 @@ keys of every type, and each kind of bad input an error next to its field.
 
 import re
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -270,3 +270,31 @@ async def test_bad_values_are_errors_next_to_their_field(
     assert message in " ".join(errors[field])
     assert not SQL_WORDS.search(response.text)
     assert await _specimens(app) == []
+
+
+async def test_saving_a_row_keeps_the_sub_second_part_of_its_datetimes(
+    app: FastAPI, editor_client: AdminClient
+) -> None:
+    seen = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    specimen = Specimen(
+        slug="opal",
+        country_code="AU",
+        amount=Decimal(1),
+        found_on=date(2026, 1, 1),
+        kind=SpecimenKind.mineral,
+        seen_at=seen,
+    )
+    await _add(app, specimen)
+    page = await editor_client.http.get(f"/admin/specimen/edit/{specimen.id}")
+    assert 'value="2026-03-04 05:06:07"' in page.text  # shown to the second
+    form = _specimen_form(slug="opal", country_code="AU", seen_at="2026-03-04 05:06:07")
+    saved = await editor_client.post(f"/admin/specimen/edit/{specimen.id}", form)
+    assert saved.status_code == 302, field_errors(saved.text)
+    assert (await _get(app, Specimen, specimen.id)).seen_at == seen
+    moved = await editor_client.post(
+        f"/admin/specimen/edit/{specimen.id}", {**form, "seen_at": "2026-03-04 05:06:08"}
+    )
+    assert moved.status_code == 302
+    assert (await _get(app, Specimen, specimen.id)).seen_at == datetime(
+        2026, 3, 4, 5, 6, 8, tzinfo=UTC
+    )
