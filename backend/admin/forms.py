@@ -53,6 +53,7 @@ class ResourceForm(Form):
     """Base of every generated admin form; subclasses set `resource`."""
 
     resource: ClassVar[ResourceOptions]
+    read_only: ClassVar[frozenset[str]] = frozenset()  # shown, never submitted nor written
     payload: BaseModel | None = None
 
     @classmethod
@@ -83,11 +84,12 @@ class ResourceForm(Form):
         data: dict[str, Any] = {}
         for field in self:
             name = field.name
-            if field.errors:  # WTForms could not convert it: reported already
+            if field.errors or name in self.read_only:  # errors: WTForms reported them
                 continue
             value = field.data
             if name in links:
-                data[links[name]] = sorted(_to_id(v) for v in (value or ()) if v not in ("", None))
+                ids = [_to_id(v) for v in (value or ()) if v not in ("", None)]
+                data[links[name]] = sorted(ids, key=str)
                 continue
             relationship = mapper.relationships.get(name)
             if isinstance(relationship, RelationshipProperty):
@@ -143,10 +145,9 @@ class ResourceForm(Form):
 
 
 def _to_id(value: Any) -> Any:
-    """A submitted related-row id as the int the schemas expect (left as is when not one)."""
-    if hasattr(value, "__table__"):  # a model instance (initial data of an edit form)
+    """A related row's key: a submitted id is left for the schema to convert to the key's
+    type (an int, a UUID, a code); a model instance (an edit form's initial data) gives its
+    identity."""
+    if hasattr(value, "__table__"):
         return sa_inspect(value).identity[0]
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value
+    return value

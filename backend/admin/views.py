@@ -6,31 +6,52 @@ SQLAdmin's generic save: they use the resource's derived schemas (via `ResourceF
 references first and turn integrity errors into messages next to the fields.
 """
 
+import json
 import logging
 import re
 import types
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 
+from pydantic import TypeAdapter, ValidationError
 from sqladmin import ModelView
+from sqladmin.ajax import QueryAjaxModelLoader
 from sqladmin.formatters import BASE_FORMATTERS
-from sqladmin.forms import ModelConverter
-from sqlalchemy import Column, Text, delete, select
+from sqladmin.helpers import secure_filename
+from sqlalchemy import JSON, Column, Select, Text, delete, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, RelationshipProperty, selectinload
 from sqlmodel import SQLModel
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 from wtforms import Field, Form, PasswordField, StringField, validators
 
+from backend.admin.fields import (
+    ResourceConverter,
+    bytes_detail_formatter,
+    bytes_formatter,
+    csv_lines,
+    duration_formatter,
+    export_value,
+    json_formatter,
+)
 from backend.admin.forms import ResourceForm, current_mode, validated_form
 from backend.auth.passwords import hash_password
-from backend.crud.schemas import derive_schemas, read_only_fields
+from backend.crud.schemas import derive_schemas, integer_bounds, read_only_fields
 from backend.integrity import describe_integrity_error
-from backend.registry import Registry, ResourceOptions
+from backend.registry import (
+    Registry,
+    ResourceOptions,
+    client_chosen_primary_key,
+    column_python_type,
+)
+from backend.trees import TreeCycleError, cycle_query, needs_cycle_check
 
 LIST_COLUMNS_MAX = 7
 PAGE_SIZES = (10, 25, 50, 100)
@@ -49,6 +70,7 @@ class _ExpectedWriteErrors(logging.Filter):
 
 
 logging.getLogger("sqladmin.application").addFilter(_ExpectedWriteErrors())
+logger = logging.getLogger(__name__)
 
 
 def _format_datetime(value: datetime) -> str:
@@ -58,22 +80,51 @@ def _format_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-FORMATTERS: dict[type, Any] = {**BASE_FORMATTERS, datetime: _format_datetime, Decimal: str}
+FORMATTERS: dict[type, Any] = {
+    **BASE_FORMATTERS,
+    datetime: _format_datetime,
+    Decimal: str,
+    timedelta: duration_formatter,
+    dict: json_formatter,
+    list: json_formatter,
+    bytes: bytes_formatter,
+}
+DETAIL_FORMATTERS: dict[type, Any] = {**FORMATTERS, bytes: bytes_detail_formatter}
 
 
-class ResourceConverter(ModelConverter):
-    """SQLAdmin's converter, but a foreign-key column without a relationship gets a field.
+@cache
+def _key_adapter(python_type: type) -> TypeAdapter[Any]:
+    return TypeAdapter(python_type)
 
-    SQLAdmin skips every foreign-key column, expecting a relationship to stand in for it; a
-    table whose foreign key has no relationship (order_items.product_id) would lose the field.
-    The generated views only ask for such columns when no relationship covers them.
-    """
 
-    def _prepare_column(self, prop: Any, form_include_pk: bool, kwargs: dict[str, Any]) -> Any:
-        column = prop.columns[0]
-        if column.foreign_keys and not column.primary_key:
-            form_include_pk = True
-        return super()._prepare_column(prop=prop, form_include_pk=form_include_pk, kwargs=kwargs)
+def primary_key_value(model: type[SQLModel], identifier: str) -> Any:
+    """The primary key value an admin URL's `identifier` stands for, or None when it cannot be
+    one (not a number for an integer key, a malformed UUID, out of the column's range)."""
+    columns = list(sa_inspect(model).primary_key)
+    if len(columns) != 1:
+        return None
+    column = columns[0]
+    try:
+        value = _key_adapter(column_python_type(column) or str).validate_python(identifier)
+    except ValidationError:
+        return None
+    if isinstance(value, int):
+        low, high = integer_bounds(column)
+        if not low <= value <= high:
+            return None
+    return value
+
+
+class RelatedRowLoader(QueryAjaxModelLoader):
+    """SQLAdmin's search-as-you-type loader, finding the chosen row by a key of any type."""
+
+    async def format_by_pk(self, pk: Any) -> dict[str, Any]:
+        value = primary_key_value(self.model, str(pk)) if pk is not None else None
+        if value is None:
+            return {}
+        key: Column[Any] = sa_inspect(self.model).primary_key[0]
+        rows = await self.model_admin._run_query(select(self.model).where(key == value).limit(1))
+        return self.format(rows[0]) if rows else {}
 
 
 class ResourceView(ModelView):
@@ -83,7 +134,7 @@ class ResourceView(ModelView):
     model: ClassVar[type[SQLModel]]
     form_converter = ResourceConverter
     column_type_formatters = FORMATTERS
-    column_type_formatters_detail = FORMATTERS
+    column_type_formatters_detail = DETAIL_FORMATTERS
     export_types = ["csv", "json"]
     can_import = False
 
@@ -92,10 +143,11 @@ class ResourceView(ModelView):
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         """SQLAdmin's form plus the schema-only fields (a user's password)."""
         form = await super().scaffold_form(rules)
-        extras = {**self._schema_only_fields(), **self._read_only_fields()}
+        read_only = self._read_only_fields()
+        extras = {**self._schema_only_fields(), **read_only}
         if not extras:
             return form
-        return type(form.__name__, (form,), extras)
+        return type(form.__name__, (form,), {**extras, "read_only": frozenset(read_only)})
 
     def _read_only_names(self) -> list[str]:
         """Columns an edit page shows but never writes: the key, server-managed and
@@ -106,23 +158,32 @@ class ResourceView(ModelView):
             *resource.admin.column_details_exclude_list,
         }
         names = [*read_only_fields(resource), *resource.admin.readonly_columns]
-        return [
+        names = [
             name
             for name in dict.fromkeys(names)
             if name not in hidden and name not in self._form_prop_names and "password" not in name
         ]
+        if client_chosen_primary_key(resource.table):
+            # chosen on create; other rows refer to it, so an edit page shows it read-only
+            names.insert(0, resource.primary_key)
+        return names
 
     def _read_only_fields(self) -> dict[str, Any]:
         if current_mode() != "edit":
             return {}
-        return {
-            name: StringField(
+        fields: dict[str, Any] = {}
+        for name in self._read_only_names():
+            field = StringField(
                 self._column_labels.get(name, _humanize(name)),
-                render_kw={"class": "form-control", "disabled": True},
+                # readonly, not disabled: the browser posts it back, so a page shown again
+                # with errors still shows it (it is never written)
+                render_kw={"class": "form-control", "readonly": True},
                 description="Read-only.",
             )
-            for name in self._read_only_names()
-        }
+            if name == self.resource.primary_key:
+                field.creation_counter = 0  # type: ignore[attr-defined]  # first, as on create
+            fields[name] = field
+        return fields
 
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
         """The row's values for the edit form, read-only columns formatted for display."""
@@ -157,6 +218,25 @@ class ResourceView(ModelView):
                 render_kw={"class": "form-control", "autocomplete": "new-password"},
             )
         return fields
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._form_ajax_refs = {  # SQLAdmin's loader cannot parse a string key (see below)
+            name: RelatedRowLoader(name, loader.model, self, **self.form_ajax_refs[name])
+            for name, loader in self._form_ajax_refs.items()
+        }
+
+    def _stmt_by_identifier(self, identifier: str) -> Select[Any]:
+        """The row `identifier` names; a 404 (not a 500) when it cannot be one of this table's
+        keys: `abc` for an integer key, a malformed UUID, an integer out of the column's range.
+
+        SQLAdmin's own parsing calls the column's `python_type`, which is `object` for
+        SQLModel's string columns (`TypeError: object() takes no arguments`).
+        """
+        value = primary_key_value(self.model, identifier)
+        if value is None:
+            raise HTTPException(404, f"There is no {self.name.lower()} with id {identifier!r}.")
+        return select(self.model).where(self.pk_columns[0] == value)
 
     def _form(self) -> ResourceForm:
         form = validated_form()
@@ -199,8 +279,10 @@ class ResourceView(ModelView):
             if row is None:
                 raise AdminWriteError(f"{self.name} {pk} no longer exists")
             related = await self._check_references(session, form, values, link_ids)
+            await self._check_tree(session, form, getattr(row, self.resource.primary_key), values)
             for name, value in values.items():
-                setattr(row, name, value)
+                if not _shown_unchanged(getattr(row, name, None), value):
+                    setattr(row, name, value)
             for relationship, rows in related.items():
                 setattr(row, relationship, rows)
             await self._commit(session, form)
@@ -273,6 +355,28 @@ class ResourceView(ModelView):
             raise AdminWriteError("Please correct the errors below.")
         return related
 
+    async def _check_tree(
+        self, session: AsyncSession, form: ResourceForm, row_id: Any, values: dict[str, Any]
+    ) -> None:
+        """Refuse a parent that is the row itself or one of its descendants."""
+        if not needs_cycle_check(self.resource, row_id, values):
+            return
+        assert self.resource.tree is not None
+        parent_id = values[self.resource.tree]
+        if await session.scalar(cycle_query(self.resource, row_id, parent_id)) is None:
+            return
+        error = TreeCycleError(self.resource, row_id, parent_id)
+        if row_id == parent_id:
+            message = f"A {self.name.lower()} cannot be its own parent."
+        else:
+            parent = await session.get(self.model, parent_id)
+            message = (
+                f"{parent} is below {await session.get(self.model, row_id)}: a "
+                f"{self.name.lower()} cannot be moved under itself."
+            )
+        form.add_error(error.field, message)
+        raise AdminWriteError(message)
+
     async def _commit(self, session: AsyncSession, form: ResourceForm) -> None:
         try:
             await session.commit()
@@ -284,6 +388,39 @@ class ResourceView(ModelView):
             for field in violation.fields:
                 form.add_error(field, message)
             raise AdminWriteError(message) from None
+        except DBAPIError as exc:
+            # the schemas should have caught it; never show the statement to the user
+            await session.rollback()
+            logger.warning("%s: the database refused a value: %s", self.name, exc.orig)
+            raise AdminWriteError("A value cannot be stored by the database.") from None
+
+    # -- export -----------------------------------------------------------------------------
+
+    async def export_data(
+        self, data: list[Any], export_type: str = "csv", request: Request | None = None
+    ) -> StreamingResponse:
+        """CSV or JSON of the rows' columns, values written as the API writes them."""
+        names = [str(name) for name in self.column_export_list]
+        rows = [[getattr(row, name, None) for name in names] for row in data]
+        filename = secure_filename(self.get_export_name(export_type=export_type))
+        headers = {"Content-Disposition": f"attachment;filename={filename}"}
+        if export_type == "json":
+            records = [dict(zip(names, map(export_value, row), strict=True)) for row in rows]
+            body = json.dumps(records, ensure_ascii=False)
+            return StreamingResponse(iter([body]), media_type="application/json", headers=headers)
+        if export_type == "csv":
+            return StreamingResponse(
+                csv_lines(names, rows), media_type="text/csv; charset=utf-8", headers=headers
+            )
+        raise HTTPException(404, f"No export as {export_type!r}.")
+
+
+def _shown_unchanged(stored: Any, submitted: Any) -> bool:
+    """Whether `submitted` is `stored` as the form showed it: a datetime is edited to the
+    second (the date picker has no finer unit), and saving a row must not truncate one."""
+    if isinstance(stored, datetime) and isinstance(submitted, datetime):
+        return stored.microsecond != 0 and stored.replace(microsecond=0) == submitted
+    return False
 
 
 def _humanize(name: str) -> str:
@@ -349,7 +486,12 @@ class ViewOptions:
     def sortable(self) -> list[str]:
         if self.resource.admin.column_sortable_list is not None:
             return list(self.resource.admin.column_sortable_list)
-        return [c.name for c in self.columns if "password" not in c.name]
+        # JSON has no order on PostgreSQL ("could not identify an ordering operator")
+        return [
+            c.name
+            for c in self.columns
+            if "password" not in c.name and not isinstance(c.type, JSON)
+        ]
 
     def details(self) -> list[str]:
         hidden = set(self.resource.admin.column_details_exclude_list)
@@ -376,8 +518,9 @@ class ViewOptions:
             *self.resource.admin.form_excluded_columns,
         }
         names: list[str] = []
+        chosen_key = client_chosen_primary_key(self.resource.table)
         for column in self.columns:
-            if column.name in excluded or column.primary_key:
+            if column.name in excluded or (column.primary_key and not chosen_key):
                 continue
             names.append(self._shown(column))
         names += [name for name in self.many_to_many if name not in excluded]
@@ -429,6 +572,7 @@ class ViewOptions:
             "column_export_list": self.export(),
             "column_labels": self.labels(),
             "form_columns": form_columns,
+            "form_include_pk": client_chosen_primary_key(self.resource.table),
             "form_ajax_refs": self.ajax_refs(form_columns),
             "form_base_class": form_class,
             "page_size": admin.page_size,

@@ -5,8 +5,10 @@ directly from this process, so "saved" means committed and visible to everyone.
 """
 
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
@@ -17,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.models import Category, Product
 from tests.admin.live import PASSWORD, LiveServer
+from tests.fixture_app.models import Node, Specimen, SpecimenKind
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -193,3 +196,82 @@ async def test_viewer_is_read_only(page: Page, live: LiveServer, artifacts: Path
     assert statuses == [403, 403]
     assert await _product(live, "FORGED") is None
     assert await _product(live, "BK-1") is not None
+
+
+async def _nodes(live: LiveServer, *names_and_parents: tuple[str, str | None]) -> dict[str, int]:
+    """Insert tree nodes (each after its parent); their ids by name."""
+    engine = create_async_engine(live.database_url)
+    ids: dict[str, int] = {}
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            for name, parent in names_and_parents:
+                node = Node(name=name, parent_id=ids[parent] if parent else None)
+                session.add(node)
+                await session.commit()
+                assert node.id is not None
+                ids[name] = node.id
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def _read(live: LiveServer, model: type[Any], **where: Any) -> Any:
+    engine = create_async_engine(live.database_url)
+    try:
+        async with AsyncSession(engine) as session:
+            query = select(model).filter_by(**where)
+            return (await session.exec(query)).first()
+    finally:
+        await engine.dispose()
+
+
+async def test_any_table_journey(page: Page, live: LiveServer, artifacts: Path) -> None:
+    """A row of the fixture app's every-type table, then a tree: a parent picked by search,
+    a cycle refused next to the field."""
+    prefix = artifacts / live.backend
+    await sign_in(page, live, "editor@example.com")
+
+    # a date, an enum, JSON and a patterned string; bad JSON and a bad pattern first
+    await page.goto(f"{live.url}/admin/specimen/create")
+    await page.fill("#slug", "Amethyst 1")
+    await page.fill("#country_code", "BR")
+    await page.fill("#amount", "2.50")
+    await page.fill("#found_on", "2026-03-04")
+    await page.keyboard.press("Escape")  # close the date picker
+    await page.select_option("#kind", "plant")
+    await page.fill("#attributes", '{"colour": "purple",}')
+    await page.click("input[type=submit][value=Save]")
+    await expect(page.locator("#attributes ~ .invalid-feedback")).to_contain_text("Invalid JSON")
+    await expect(page.locator("#slug ~ .invalid-feedback")).to_contain_text("should match pattern")
+    await page.screenshot(path=f"{prefix}-specimen-form-errors.png", full_page=True)
+    assert await _read(live, Specimen, country_code="BR") is None
+
+    await page.fill("#slug", "amethyst-1")
+    await page.fill("#attributes", '{"colour": "purple", "facets": [1, 2]}')
+    await page.click("input[type=submit][value=Save]")
+    await expect(page).to_have_url(re.compile(r"/admin/specimen/list"))
+    await expect(page.locator("table tbody")).to_contain_text("amethyst-1")
+    specimen = await _read(live, Specimen, slug="amethyst-1")
+    assert specimen is not None
+    assert specimen.found_on == date(2026, 3, 4) and specimen.kind is SpecimenKind.plant
+    assert specimen.attributes == {"colour": "purple", "facets": [1, 2]}
+    assert specimen.amount == Decimal("2.50") and specimen.grade == "low"
+
+    # a tree: pick a parent through the search select, then try to close a cycle
+    ids = await _nodes(live, ("Earth", None), ("Europe", "Earth"), ("France", "Europe"))
+    await _nodes(live, ("Orphan", None))
+    orphan = await _read(live, Node, name="Orphan")
+    await page.goto(f"{live.url}/admin/node/edit/{orphan.id}")
+    await pick(page, "parent", "eur", "Europe")
+    await page.click("input[type=submit][value=Save]")
+    await expect(page).to_have_url(re.compile(r"/admin/node/list"))
+    assert (await _read(live, Node, name="Orphan")).parent_id == ids["Europe"]
+
+    await page.goto(f"{live.url}/admin/node/edit/{ids['Earth']}")
+    await pick(page, "parent", "fra", "France")
+    await page.click("input[type=submit][value=Save]")
+    error = page.locator("#parent ~ .invalid-feedback")
+    await expect(error).to_contain_text("France is below Earth: a node cannot be moved")
+    await expect(page.locator("#id")).to_have_value(str(ids["Earth"]))  # still shown
+    await page.screenshot(path=f"{prefix}-node-cycle-refused.png", full_page=True)
+    assert (await _read(live, Node, name="Earth")).parent_id is None
