@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import BigInteger, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -31,6 +32,13 @@ NAMING_CONVENTION = {
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata = SQLModel.metadata
+
+
+@compiles(BigInteger, "sqlite")
+def _sqlite_big_integer(type_: BigInteger, compiler: Any, **kw: Any) -> str:
+    """BIGINT is INTEGER on SQLite (both are 64-bit there); only an `INTEGER PRIMARY KEY`
+    takes its value from the rowid, so a BIGINT primary key would never be filled in."""
+    return "INTEGER"
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
