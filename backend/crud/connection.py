@@ -83,7 +83,6 @@ class Connection(ABC):
         """One transaction (a savepoint inside one the connection was handed with)."""
 
 
-_MISSING = object()
 _Processors = list[tuple[int, Callable[[Any], Any]]]
 
 
@@ -190,23 +189,25 @@ class AsyncpgConnection(Connection):
             ]
             return entry, entry.sql, arguments
         compiled = entry.compiled
-        state = compiled.construct_expanded_state(values)
-        bind = state.processors
-        order = state.positiontup or ()
+        # As SQLAlchemy's execution context does (DefaultExecutionContext._init_compiled): the
+        # compiled statement's bind processors, plus those of expanded IN lists. (The expanded
+        # state's own `processors` hold only the latter.)
+        parameters = compiled.construct_params(values, escape_names=False)
+        processors: Mapping[str, Callable[[Any], Any]] = compiled._bind_processors
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            state = compiled._process_parameters_for_postcompile(parameters)
+            sql, order = state.statement, state.positiontup or ()
+            processors = {**processors, **state.processors}
+        else:
+            sql, order = compiled.string, compiled.positiontup or ()
+            if all(name in values and values[name] is parameters[name] for name in order):
+                # Later runs of this shape take the values by these names directly.
+                entry.sql, entry.order, entry.bind_processors = sql, order, processors
         arguments = [
-            bind[name](value) if name in bind else value
-            for name, value in zip(order, state.positional_parameters, strict=True)
+            processors[name](parameters[name]) if name in processors else parameters[name]
+            for name in order
         ]
-        if not (compiled.post_compile_params or compiled.literal_execute_params):
-            # Only if the shortcut gives exactly these arguments (names escaped differently,
-            # say, would not): then later runs skip SQLAlchemy's parameter expansion.
-            shortcut = [
-                bind[name](values[name]) if name in bind else values.get(name, _MISSING)
-                for name in order
-            ]
-            if shortcut == arguments:
-                entry.sql, entry.order, entry.bind_processors = state.statement, order, bind
-        return entry, state.statement, arguments
+        return entry, sql, arguments
 
     async def _run(self, method: str, statement: ClauseElement, params: Params | None) -> Any:
         entry, sql, arguments = self._prepare(statement, params)

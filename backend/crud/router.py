@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi_crudrouter.core import CRUDGenerator
@@ -53,6 +54,7 @@ from backend.crud.errors import (
     NOT_FOUND,
     UNAUTHORIZED,
     ConflictDetail,
+    conflict,
     error_from_violation,
     invalid,
     is_data_exception,
@@ -70,13 +72,14 @@ from backend.crud.rows import JSONBytesResponse, LinkTable, row_shape
 from backend.crud.schemas import (
     derive_replace_schema,
     derive_schemas,
-    integer_bounds,
+    primary_key_parameter,
     write_only_fields,
 )
 from backend.db import get_database
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
+from backend.trees import TreeCycleError, cycle_query, needs_cycle_check
 
 # Declares the bearer scheme on every route (OpenAPI `security`); the handlers read the token.
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -176,16 +179,16 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self.replace_schema = derive_replace_schema(resource)
         self.read_only = {resource.primary_key, *resource.read_only_fields}
         self.write_only = write_only_fields(resource)
-        pk_column = resource.table.columns[resource.primary_key]
-        low, high = integer_bounds(pk_column)
         # Set before super().__init__, so crudrouter never calls its pydantic-v1 get_pk_type.
         self._pk = resource.primary_key
-        self._pk_type: Any = Annotated[
-            int, Path(ge=low, le=high, description=f"The {resource.name} row's id")
-        ]
+        self._pk_type: Any = primary_key_parameter(resource)
+        # Ids other than integers may hold characters a URL must escape (`Location`).
+        self._quote_id = resource.primary_key_type is not int
         self.table: Table = resource.table
         self._pk_column = self.table.columns[resource.primary_key]
         self.rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
+        self._pk_index = self.rows.names.index(self._pk)
+        self._tree = resource.tree
         self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
         # Built once: the compiled cache then serves every request's SQL.
         self._defaults = _insert_defaults(resource, self.schemas.create)
@@ -419,7 +422,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         pending.settle(row[len(self.rows.names)])
             if row is None:
                 raise not_found(self.resource.name, item_id)
-        return self.rows.response(self.rows.record(row))
+            return self.rows.response(self.rows.record(row))
 
     async def _list(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=True, defer_caller=True) as (
@@ -488,16 +491,16 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     rows, total = await self._page_and_total(
                         connection, *page_and_count, parameters, skip, pending
                     )
-        records = self.rows.records(rows)
-        first, last = skip, skip + len(records) - 1
-        shown = f"{first}-{last}" if records else "*"
-        headers = {
-            "X-Total-Count": str(total),
-            "Content-Range": f"{self.resource.name} {shown}/{total}",
-        }
-        if estimate is not None:
-            headers["Preference-Applied"] = "count=estimated"
-        return self.rows.response(records, headers=headers)
+            records = self.rows.records(rows)
+            first, last = skip, skip + len(records) - 1
+            shown = f"{first}-{last}" if records else "*"
+            headers = {
+                "X-Total-Count": str(total),
+                "Content-Range": f"{self.resource.name} {shown}/{total}",
+            }
+            if estimate is not None:
+                headers["Preference-Applied"] = "count=estimated"
+            return self.rows.response(records, headers=headers)
 
     async def _insert(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=False, defer_caller=True) as (
@@ -510,19 +513,31 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 await pending.check(connection)
                 pending = None
             columns = self._column_values(await self.prepare_values(data))
+            # Its own parent: possible when the client chooses (or guesses) the new row's key.
+            parented = self._tree is not None and columns.get(self._tree) is not None
             async with self._writing(connection, columns):
-                if any(links.values()):  # a new row with no links is one INSERT
+                if any(links.values()) or parented:  # a new row with no links is one INSERT
                     if pending is not None:
                         await pending.check(connection)
                     async with connection.atomic():
                         await self._check_links(connection, links)
                         created = await connection.first(self._insert_row, columns)
                         assert created is not None  # INSERT ... RETURNING
-                        item_id = created[self.rows.names.index(self._pk)]
+                        item_id = created[self._pk_index]
+                        if parented and columns.get(self._tree or "") == item_id:
+                            raise self._cycle(item_id, item_id)
                         await self._replace_links(connection, item_id, links, new=True)
-                else:
-                    created = await self._insert_one(connection, columns, pending)
-                    item_id = created[self.rows.names.index(self._pk)]
+                        # Encoded before the commit: a response that cannot be written rolls
+                        # the row back rather than report a failure after storing it.
+                        return self._created(request, created, item_id, links)
+                created = await self._insert_one(connection, columns, pending)
+                item_id = created[self._pk_index]
+            return self._created(request, created, item_id, links)
+
+    def _created(
+        self, request: Request, created: Any, item_id: Any, links: dict[str, list[Any]]
+    ) -> Response:
+        """The 201 for a row just inserted, with its links as written."""
         record = self.rows.record(created, links=False)
         for link in self.rows.links:  # a new row has the links just written, or none
             record[link.field] = sorted(links.get(link.field, []))
@@ -578,6 +593,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             pending,
         ):
             data = arguments.values["payload"].model_dump(exclude_unset=True)
+            data.pop(self._pk, None)  # a key the client chose on create names the row: kept
             columns = self.resource.table.columns
             errors = [
                 {"type": "missing", "loc": ("body", name), "msg": f"{name} may not be null"}
@@ -599,17 +615,17 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     # Core DELETE: the database applies ON DELETE rules; the ORM would try to
                     # load and detach related rows instead.
                     await connection.execute(self._delete_row, {"item_id": item_id})
+                    return self.rows.response(self.rows.record(found))  # before the commit
             except HTTPException as exc:
                 if exc.status_code == status.HTTP_409_CONFLICT:
                     raise await self._still_referenced(connection, item_id) from None
                 raise
-        return self.rows.response(self.rows.record(found))
 
     async def _remove_all(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=False) as (connection, _):
             async with self._writing(connection, where="path"):
                 deleted = await connection.execute(delete(self.table))
-        return JSONBytesResponse(DeleteAllResult(deleted=deleted).model_dump_json().encode())
+            return JSONBytesResponse(DeleteAllResult(deleted=deleted).model_dump_json().encode())
 
     def _column_values(self, values: dict[str, Any]) -> dict[str, Any]:
         """The INSERT's columns: `values` plus the table's defaults for what it leaves out.
@@ -644,7 +660,8 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         if self._item_path is None:
             path = request.app.url_path_for(f"{self.resource.name}-get", id=0)
             self._item_path = str(path).removesuffix("0")
-        return f"{str(request.base_url).rstrip('/')}{self._item_path}{item_id}"
+        shown = quote(str(item_id), safe="") if self._quote_id else item_id
+        return f"{str(request.base_url).rstrip('/')}{self._item_path}{shown}"
 
     # Hooks -------------------------------------------------------------------------------
 
@@ -674,7 +691,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
     async def _change(
         self,
         connection: Connection,
-        item_id: int,
+        item_id: Any,
         data: dict[str, Any],
         pending: "PendingCaller | None",
     ) -> Response:
@@ -688,31 +705,52 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             await pending.check(connection)
             pending = None
         values = await self.prepare_values(data)
+        reparented = needs_cycle_check(self.resource, item_id, values)
         async with self._writing(connection, values):
-            if values and not links:
+            if values and not links and not reparented:
                 found = await self._update_one(connection, item_id, values, pending)
-            else:
-                if pending is not None:
-                    await pending.check(connection)
-                async with connection.atomic():
-                    if values:
-                        parameters = {**values, "tablestack_row_pk": item_id}
-                        found = await connection.first(self._update_row, parameters)
-                    else:
-                        found = await connection.first(self.rows.select_one, {"item_id": item_id})
-                    if found is None:
-                        raise not_found(self.resource.name, item_id)
-                    await self._check_links(connection, links)
-                    await self._replace_links(connection, item_id, links, new=False)
+                return self._changed(found, links)
+            if pending is not None:
+                await pending.check(connection)
+            async with connection.atomic():
+                if reparented:
+                    await self._refuse_cycle(connection, item_id, values)
+                if values:
+                    parameters = {**values, "tablestack_row_pk": item_id}
+                    found = await connection.first(self._update_row, parameters)
+                else:
+                    found = await connection.first(self.rows.select_one, {"item_id": item_id})
+                if found is None:
+                    raise not_found(self.resource.name, item_id)
+                await self._check_links(connection, links)
+                await self._replace_links(connection, item_id, links, new=False)
+                return self._changed(found, links)  # encoded before the commit
+
+    def _changed(self, found: Any, links: dict[str, list[Any]]) -> Response:
+        """The response for a row just changed, with its links as written."""
         record = self.rows.record(found)
         for name, ids in links.items():  # as just written (the row showed the previous ones)
             record[name] = sorted(ids)
         return self.rows.response(record)
 
+    async def _refuse_cycle(
+        self, connection: Connection, item_id: Any, values: dict[str, Any]
+    ) -> None:
+        """409 naming the tree's field when the new parent is the row or one of its
+        descendants (inside the write's transaction, before anything is written)."""
+        assert self._tree is not None
+        parent_id = values[self._tree]
+        if await connection.first(cycle_query(self.resource, item_id, parent_id)) is not None:
+            raise self._cycle(item_id, parent_id)
+
+    def _cycle(self, item_id: Any, parent_id: Any) -> HTTPException:
+        error = TreeCycleError(self.resource, item_id, parent_id)
+        return conflict(["body", error.field], str(error), type="tree_cycle")
+
     async def _update_one(
         self,
         connection: Connection,
-        item_id: int,
+        item_id: Any,
         values: dict[str, Any],
         pending: "PendingCaller | None",
     ) -> Any:
@@ -874,7 +912,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         constraint=_name(foreign_key.constraint),
                     )
 
-    async def _still_referenced(self, connection: Connection, item_id: int) -> HTTPException:
+    async def _still_referenced(self, connection: Connection, item_id: Any) -> HTTPException:
         """A 409 naming the tables whose rows still point at this one."""
         found = []
         for table in self.resource.table.metadata.tables.values():

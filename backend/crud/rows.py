@@ -4,20 +4,27 @@ The generated routes answer from plain rows, not ORM objects: SQLAlchemy Core st
 (compiled once, then served from the compiled cache) select exactly the Read schema's columns,
 many-to-many ids come along in the same query (a correlated subquery per link), and orjson
 writes the JSON from the rows. Nothing the database just returned is validated again: for a
-derived Read schema its fields are the columns themselves, and orjson writes Decimal, datetime
-and enum values exactly as pydantic does (`tests/api/test_rows.py` compares the two for every
-resource). A Read schema given in the registry (`read_schema=`) still shapes its output through
-pydantic.
+derived Read schema its fields are the columns themselves, and orjson writes every column type
+exactly as pydantic writes the Read schema (`tests/api/test_rows.py` compares the two for every
+column of every resource): what orjson does not write itself (Decimal, UUIDs of the driver's
+own class, timedelta, bytes) goes through `_json_default`, which costs nothing for the values
+orjson writes natively. A Read schema given in the registry (`read_schema=`) still shapes its
+output through pydantic, and so does a row holding a value of a type `_json_default` does not
+know: the encoder never fails where pydantic would succeed.
 """
 
+import base64
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import to_jsonable_python
 from sqlalchemy import Column, Select, Table, bindparam, exists, func, literal_column, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -31,10 +38,20 @@ from backend.registry import ResourceOptions
 JSON_OPTIONS = orjson.OPT_UTC_Z  # pydantic writes UTC as `Z`, not `+00:00`
 
 
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
 def _json_default(value: Any) -> Any:
+    """What orjson does not write itself, as pydantic writes it in JSON."""
     if isinstance(value, Decimal):
         return str(value)  # as pydantic: a string, digits as stored
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    if isinstance(value, uuid.UUID):  # asyncpg's own UUID class (orjson takes only uuid.UUID)
+        return str(value)
+    if isinstance(value, timedelta):
+        return _DURATION.dump_python(value, mode="json")  # ISO 8601: "P1DT2H", "-PT1S"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")  # as the schemas' Base64Data
+    return to_jsonable_python(value)  # raises for what pydantic cannot write either
 
 
 def dump_json(content: Any) -> bytes:
@@ -125,11 +142,8 @@ class RowShape:
         )
         self.names = self.column_names + tuple(link.field for link in self.links)
         # A Read schema from the registry may rename, compute or hide: let pydantic shape it.
-        self._adapter: TypeAdapter[list[Any]] | None = (
-            TypeAdapter(list[schemas.read])  # type: ignore[name-defined]
-            if resource.read_schema is not None
-            else None
-        )
+        self._shaped_by_pydantic = resource.read_schema is not None
+        self._adapter: TypeAdapter[list[Any]] = TypeAdapter(list[schemas.read])  # type: ignore[name-defined]
         self.select_one = self.select().where(self.pk == bindparam("item_id"))
 
     @property
@@ -155,8 +169,11 @@ class RowShape:
 
     def json(self, content: dict[str, Any] | list[dict[str, Any]]) -> bytes:
         """The JSON of one record or a list of them, as the Read schema shows them."""
-        if self._adapter is None:
-            return dump_json(content)
+        if not self._shaped_by_pydantic:
+            try:
+                return dump_json(content)
+            except orjson.JSONEncodeError:
+                pass  # a value of a type only the Read schema knows how to write
         if isinstance(content, list):
             return self._adapter.dump_json([self.read.model_validate(r) for r in content])
         return self.read.model_validate(content).model_dump_json().encode()

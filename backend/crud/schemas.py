@@ -6,16 +6,33 @@ A table author writes only the table; its input and output shapes follow from it
 - Update: the same fields, all optional; a field sent as null is refused unless the column
   is nullable, and `model_dump(exclude_unset=True)` gives just what the client sent;
 - Read: every column, plus `<name>_ids` lists for the registry's `many_to_many` links.
+Bytes columns are base64 text in JSON, both ways (`Base64Data`).
 A registry option (`create_schema`, `update_schema`, `read_schema`) replaces any of them.
 """
 
+import base64
+import binascii
+import types
+import typing
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
-from annotated_types import Ge, Gt, Le, Lt
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from fastapi import Path
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from sqlalchemy import BigInteger, Column, SmallInteger, inspect
 from sqlmodel import SQLModel
@@ -59,13 +76,62 @@ def many_to_many_links(resource: ResourceOptions) -> tuple[ManyToMany, ...]:
     return tuple(links)
 
 
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def _from_base64(value: Any) -> Any:
+    """Text (JSON) is base64 (RFC 4648, padded); bytes given in Python pass as they are."""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not valid base64 text (RFC 4648, with padding)") from None
+    return value
+
+
+def _to_base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# A bytes column as the API shows and takes it: base64 text in JSON; in Python (the admin, the
+# seed loader) plain bytes. (pydantic's own Base64Bytes would decode bytes given in Python too.)
+Base64Data = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(_to_base64, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "base64",
+            "contentEncoding": "base64",
+            "pattern": BASE64_PATTERN,
+        }
+    ),
+]
+
+# What a column's Python type becomes in the derived schemas: (as input, as output).
+_API_TYPES: dict[Any, tuple[Any, Any]] = {
+    datetime: (AwareDatetime, datetime),
+    bytes: (Base64Data, Base64Data),
+}
+
+
+def api_annotation(annotation: Any, *, output: bool = False) -> Any:
+    """The annotation a derived schema gives a column's type (also inside `X | None`)."""
+    found = _API_TYPES.get(annotation)
+    if found is not None:
+        return found[output]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        mapped = tuple(api_annotation(arg, output=output) for arg in args)
+        if mapped != args:
+            return typing.Union[mapped]  # noqa: UP007  # built from a tuple of types
+    return annotation
+
+
 def _field_copy(info: FieldInfo, *, optional: bool) -> tuple[Any, FieldInfo]:
     """The annotation and a copy of `info` without sqlmodel's column metadata."""
-    annotation = info.annotation
-    if annotation is datetime:
-        annotation = AwareDatetime
-    elif annotation == datetime | None:
-        annotation = AwareDatetime | None
+    annotation = api_annotation(info.annotation)
     metadata = [m for m in info.metadata if not isinstance(m, FieldInfoMetadata)]
     kwargs: dict[str, Any] = {}
     if optional:
@@ -111,6 +177,37 @@ def _bound_integers(field: tuple[Any, FieldInfo], column: Column[Any]) -> tuple[
     return field
 
 
+def primary_key_parameter(resource: ResourceOptions) -> Any:
+    """The `{id}` path parameter of a resource, typed after its primary key: an int within
+    the column's range, a UUID, a string with the column's length and pattern."""
+    name = resource.primary_key
+    column = resource.table.columns[name]
+    python_type = resource.primary_key_type
+    description = f"The {resource.name} row's {name}"
+    if python_type is int:
+        low, high = integer_bounds(column)
+        return Annotated[int, Path(ge=low, le=high, description=description)]
+    if python_type is str:
+        info = resource.model.model_fields.get(name)
+        metadata = info.metadata if info is not None else []
+        longest = next((m.max_length for m in metadata if isinstance(m, MaxLen)), None)
+        shortest = next((m.min_length for m in metadata if isinstance(m, MinLen)), None)
+        pattern = next((m.pattern for m in metadata if getattr(m, "pattern", None)), None)
+        length = getattr(column.type, "length", None)
+        return Annotated[
+            str,
+            Path(
+                min_length=shortest if shortest is not None else 1,
+                max_length=longest if longest is not None else length,
+                pattern=pattern,
+                description=description,
+            ),
+        ]
+    if python_type is uuid.UUID:
+        return Annotated[uuid.UUID, Path(description=description)]
+    return Annotated[python_type, Path(description=description)]
+
+
 BoundedId = Annotated[int, Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1])]
 
 
@@ -149,7 +246,8 @@ def derive_schemas(resource: ResourceOptions) -> Schemas:
     read_fields: dict[str, Any] = {}
     for name in columns:
         info = model.model_fields[name]
-        read_fields[name] = (info.annotation, FieldInfo(annotation=info.annotation))
+        shown = api_annotation(info.annotation, output=True)
+        read_fields[name] = (shown, FieldInfo(annotation=shown))
         if name in read_only:
             continue
         column = resource.table.columns[name]
@@ -192,9 +290,10 @@ def derive_replace_schema(resource: ResourceOptions) -> type[BaseModel]:
     """The PUT body: the Create schema, also accepting (and ignoring) the read-only fields.
 
     A client may send back a record exactly as it read it: `id`, `created_at` and the like are
-    allowed, typed as the Read schema shows them, and never written. Write-only fields (in
-    Create but never shown, like a user's `password`) become optional: a record read and sent
-    back has none, and leaving one out keeps the stored value.
+    allowed, typed as the Read schema shows them, and never written - the primary key too,
+    even one the client chose on create (a currency's code). Write-only fields (in Create but
+    never shown, like a user's `password`) become optional: a record read and sent back has
+    none, and leaving one out keeps the stored value.
     """
     schemas = derive_schemas(resource)
     read_fields = schemas.read.model_fields
@@ -205,8 +304,10 @@ def derive_replace_schema(resource: ResourceOptions) -> type[BaseModel]:
         optional_type: Any = written | None
         copy = FieldInfo.merge_field_infos(info, annotation=optional_type, default=None)
         extra[name] = (optional_type, copy)
-    for name in read_only_fields(resource):
-        if name in schemas.create.model_fields:
+    # The primary key names the row (the path's id): sent back, it is ignored, also when the
+    # client chose it on create (a currency's code).
+    for name in dict.fromkeys((*read_only_fields(resource), resource.primary_key)):
+        if name in schemas.create.model_fields and name != resource.primary_key:
             continue
         annotation: Any = read_fields[name].annotation if name in read_fields else Any
         optional: Any = annotation | None
