@@ -10,7 +10,8 @@ FastAPI-shaped 422 naming the parameter. Values always travel as bound parameter
 
 What each kind of column offers (the same on both databases, unless said otherwise):
 - text: every operator, `like`/`ilike` included;
-- numbers, booleans, dates, times, datetimes, durations, UUIDs: comparisons, `in`, `isnull`;
+- numbers, dates, times, datetimes, durations, UUIDs: comparisons, `in`, `isnull`;
+- booleans: `eq`, `ne`, `in`, `isnull`;
 - enums: `eq`, `ne`, `in`, `isnull`; sorted in the order the members are declared (PostgreSQL's
   order for a native enum, a CASE over the stored labels elsewhere);
 - JSON, arrays and bytes: `isnull`; on PostgreSQL also `contains` (JSONB `@>` a JSON value, or
@@ -165,7 +166,7 @@ class FieldSpec:
             return ("eq", "in")
         if kind == "text":
             return OPERATORS
-        if kind == "enum":
+        if kind == "enum" or self.python_type is bool:  # unordered (or two-valued)
             return ("eq", "ne", "in", "isnull")
         if kind == "scalar":
             return COMPARISONS
