@@ -512,7 +512,8 @@ class ListParser:
                 python_type=_item_python_type(item_type),
             )
             values = [item_spec.parse(item) for item in items]
-            array: ColumnElement[bool] = type_coerce(column, ARRAY(item_type)).contains(values)
+            array_of_items = postgresql.ARRAY(item_type)
+            array: ColumnElement[bool] = type_coerce(column, array_of_items).contains(values)
             return array
         if from_json:
             value = raw

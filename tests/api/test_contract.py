@@ -801,7 +801,7 @@ async def test_search_matches_words_in_the_search_fields(
             f
             for f in searchable
             if isinstance(made[1][f], str)
-            and len(made[1][f]) >= 6
+            and len(made[1][f]) >= 3
             and not any(made[1][f][1:].upper() in str(r[f]).upper() for r in (made[0], made[2]))
         ),
         None,
