@@ -104,6 +104,7 @@ def _types(column_type: TypeEngine[Any]) -> tuple[TypeEngine[Any], ...]:
     return (column_type,)
 
 
+@cache
 def column_kind(column: Column[Any], dialect: str) -> str:
     """How `column` can be filtered and sorted on `dialect`: "text", "enum", "json", "array",
     "bytes" or "scalar" (numbers, booleans, dates, times, durations, UUIDs)."""
@@ -522,6 +523,7 @@ class ListParser:
                 value = json.loads(check_text(str(raw)))
             except ValueError:
                 raise ParameterError("contains takes a JSON value") from None
+        _check_json(value)
         json_value: ColumnElement[bool] = _as_jsonb(column).contains(value)
         return json_value
 
@@ -643,6 +645,21 @@ def _as_jsonb(column: Column[Any]) -> ColumnElement[Any]:
     if isinstance(column.type.dialect_impl(_DIALECTS["postgresql"]), JSONB):
         return type_coerce(column, JSONB())
     return cast(column, JSONB())
+
+
+def _check_json(value: Any) -> None:
+    """Refuse what PostgreSQL's jsonb cannot hold: NaN or infinite numbers, NUL characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError("must be JSON with finite numbers")
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            _check_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item)
 
 
 def _item_python_type(item_type: TypeEngine[Any]) -> type:
