@@ -9,11 +9,13 @@ import json
 import operator
 import uuid
 from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from pydantic import TypeAdapter, ValidationError
 
@@ -772,6 +774,43 @@ async def test_bad_filters_are_422s_naming_the_parameter(
         response = await client.get(url, params={"filter": raw}, headers=admin)
         assert response.status_code == 422, raw
         assert errors_at(response, "query", "filter")
+
+
+FORMATS: dict[str, Callable[[str], Any]] = {
+    "date-time": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "uuid": uuid.UUID,
+    "duration": TypeAdapter(timedelta).validate_python,
+}
+
+
+@over()
+async def test_openapi_documents_a_filter_of_each_field_typed_as_its_values(
+    name: str, app: FastAPI, rows: Rows
+) -> None:
+    """The list operation documents each field's filter, with a schema its values satisfy:
+    `isnull` for JSON, arrays and bytes."""
+    row = await rows.create(name)
+    operation = app.openapi()["paths"][f"/api/{name}"]["get"]
+    documented = {p["name"]: p["schema"] for p in operation["parameters"]}
+    for field, spec in field_specs(resource_of(name)).items():
+        if "eq" not in spec.operators:
+            assert documented[f"{field}__isnull"] == {"type": "boolean"}, field
+            continue
+        schema = documented[field]
+        values = row[field] if isinstance(row[field], list) else [row[field]]
+        for value in (v for v in values if v is not None):
+            if "enum" in schema:
+                assert value in schema["enum"], field
+            elif schema["type"] == "integer":
+                assert schema["minimum"] <= value <= schema["maximum"], field
+            elif schema["type"] == "string" and "format" in schema:
+                FORMATS[schema["format"]](value)
+            elif schema["type"] == "boolean":
+                assert isinstance(value, bool), field
+            elif schema["type"] == "number":
+                float(value)
 
 
 @over(hides_columns)
