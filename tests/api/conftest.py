@@ -31,7 +31,7 @@ from polyfactory.factories.pydantic_factory import ModelFactory
 from polyfactory.field_meta import FieldMeta
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from pydantic import BaseModel, EmailStr
+from pydantic import BaseModel, EmailStr, ValidationError
 from sqlalchemy import Table, UniqueConstraint, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -263,7 +263,11 @@ class Rows:
             and not set(key) <= set(overrides)
         ]
         for _ in range(self.TRIES):
-            body: dict[str, Any] = factory.build().model_dump(mode="json")
+            try:
+                built = factory.build()
+            except ValidationError:  # e.g. a pattern's match cut to the field's max_length
+                continue
+            body: dict[str, Any] = built.model_dump(mode="json")
             values = {**body, **overrides}
             found = {key: tuple(values[field] for field in key) for key in keys}
             used = [self._used.setdefault((resource.name, key), set()) for key in found]
@@ -271,7 +275,7 @@ class Rows:
                 for value, seen in zip(found.values(), used, strict=True):
                     seen.add(value)
                 return body
-        raise AssertionError(f"{resource.name}: no new unique values in {self.TRIES} samples")
+        raise AssertionError(f"{resource.name}: no valid, new sample in {self.TRIES} tries")
 
     async def missing_id(self, name: str, /) -> Any:
         """A valid primary key value of `name` that no row has."""
