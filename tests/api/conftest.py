@@ -18,7 +18,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
@@ -31,7 +31,7 @@ from polyfactory.factories.pydantic_factory import ModelFactory
 from polyfactory.field_meta import FieldMeta
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from pydantic import BaseModel, EmailStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, EmailStr, NaiveDatetime, ValidationError
 from sqlalchemy import Table, UniqueConstraint, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -46,6 +46,7 @@ from backend.registry import ResourceOptions, registry
 
 PASSWORD = "correct-horse-battery-staple"
 MISSING_ID = 2**31 - 1
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _counter = itertools.count(1)
 
 
@@ -171,7 +172,21 @@ class SampleFactory(ModelFactory[Any]):
             seconds=cls.__random__.randint(-(10**8), 10**8),
             microseconds=cls.__random__.randint(0, 999_999),
         )
+        # Faker's dates and times depend on today's date: from the seed alone instead.
+        providers[AwareDatetime] = cls._moment
+        providers[datetime] = cls._moment
+        providers[NaiveDatetime] = lambda: cls._moment().replace(tzinfo=None)
+        providers[date] = lambda: cls._moment().date()
+        providers[time] = lambda: cls._moment().time()
         return providers
+
+    @classmethod
+    def _moment(cls) -> datetime:
+        """A UTC instant between 1900 and 2100, to the microsecond."""
+        return EARLIEST + timedelta(
+            seconds=cls.__random__.randint(0, 200 * 365 * 86_400),
+            microseconds=cls.__random__.randint(0, 999_999),
+        )
 
     @classmethod
     def seed(cls, seed: int) -> None:

@@ -5,12 +5,12 @@ breaks one fails here, by name, rather than somewhere in the contract suite.
 """
 
 import re
-from datetime import timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field
 
 from backend.crud.schemas import derive_schemas
 from backend.registry import registry
@@ -25,6 +25,17 @@ class Shapes(BaseModel):
     count: int = Field(default=0, ge=0, le=10)
     duration: timedelta | None = None
     tags: list[Annotated[str, Field(max_length=5)]] = Field(default_factory=list)
+    at: AwareDatetime
+    on: date
+    opens: time
+
+
+def test_dates_and_times_come_from_the_seed_not_from_today() -> None:
+    sample = build(3)
+    assert sample["at"].endswith("Z")
+    assert 1900 <= int(sample["at"][:4]) <= 2100
+    assert 1900 <= int(sample["on"][:4]) <= 2100
+    assert len({build(seed)["opens"] for seed in range(5)}) == 5
 
 
 def build(seed: int) -> dict[str, Any]:
