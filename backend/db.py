@@ -35,9 +35,9 @@ metadata = SQLModel.metadata
 
 
 @compiles(BigInteger, "sqlite")
-def _sqlite_big_integer(type_: BigInteger, compiler: Any, **kw: Any) -> str:
-    """BIGINT is INTEGER on SQLite (both are 64-bit there); only an `INTEGER PRIMARY KEY`
-    takes its value from the rowid, so a BIGINT primary key would never be filled in."""
+def _sqlite_bigint(type_: BigInteger, compiler: Any, **kw: Any) -> str:
+    """BIGINT is INTEGER on SQLite: the same 64-bit storage, and only an `INTEGER PRIMARY KEY`
+    numbers new rows itself (a BIGINT key would have to be given on every insert)."""
     return "INTEGER"
 
 

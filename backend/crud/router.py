@@ -7,6 +7,7 @@ the derived schemas at runtime, so this module must not use `from __future__ imp
 """
 
 import functools
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -189,6 +190,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self.rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
         self._pk_index = self.rows.names.index(self._pk)
         self._tree = resource.tree
+        self._tree_lock = select(func.pg_advisory_xact_lock(zlib.crc32(self.table.name.encode())))
         self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
         # Built once: the compiled cache then serves every request's SQL.
         self._defaults = _insert_defaults(resource, self.schemas.create)
@@ -422,7 +424,8 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                         pending.settle(row[len(self.rows.names)])
             if row is None:
                 raise not_found(self.resource.name, item_id)
-            return self.rows.response(self.rows.record(row))
+        # A read: encoded after the connection went back to the pool (no commit to precede).
+        return self.rows.response(self.rows.record(row))
 
     async def _list(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=True, defer_caller=True) as (
@@ -491,16 +494,16 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                     rows, total = await self._page_and_total(
                         connection, *page_and_count, parameters, skip, pending
                     )
-            records = self.rows.records(rows)
-            first, last = skip, skip + len(records) - 1
-            shown = f"{first}-{last}" if records else "*"
-            headers = {
-                "X-Total-Count": str(total),
-                "Content-Range": f"{self.resource.name} {shown}/{total}",
-            }
-            if estimate is not None:
-                headers["Preference-Applied"] = "count=estimated"
-            return self.rows.response(records, headers=headers)
+        records = self.rows.records(rows)
+        first, last = skip, skip + len(records) - 1
+        shown = f"{first}-{last}" if records else "*"
+        headers = {
+            "X-Total-Count": str(total),
+            "Content-Range": f"{self.resource.name} {shown}/{total}",
+        }
+        if estimate is not None:
+            headers["Preference-Applied"] = "count=estimated"
+        return self.rows.response(records, headers=headers)
 
     async def _insert(self, request: Request, arguments: Arguments) -> Response:
         async with self._connect(request, arguments, read=False, defer_caller=True) as (
@@ -705,7 +708,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             await pending.check(connection)
             pending = None
         values = await self.prepare_values(data)
-        reparented = needs_cycle_check(self.resource, item_id, values)
+        reparented = self._tree is not None and needs_cycle_check(self.resource, item_id, values)
         async with self._writing(connection, values):
             if values and not links and not reparented:
                 found = await self._update_one(connection, item_id, values, pending)
@@ -740,6 +743,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         descendants (inside the write's transaction, before anything is written)."""
         assert self._tree is not None
         parent_id = values[self._tree]
+        if not self.settings.is_sqlite:
+            # One move at a time per tree: two concurrent moves, each fine alone (A under B,
+            # B under A), would otherwise close a cycle together. (SQLite has one writer.)
+            await connection.scalar(self._tree_lock)
         if await connection.first(cycle_query(self.resource, item_id, parent_id)) is not None:
             raise self._cycle(item_id, parent_id)
 
