@@ -116,7 +116,7 @@ def column_kind(column: Column[Any], dialect: str) -> str:
             return "json"
         if isinstance(column_type, LargeBinary):
             return "bytes"
-        if isinstance(column_type, Enum) and column_type.enum_class is not None:
+        if isinstance(column_type, Enum):
             return "enum"
     if value_type(column) is str:
         return "text"
@@ -220,6 +220,12 @@ class FieldSpec:
             if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
                 raise ParameterError("must be text")
             return str(raw)
+        column_type = None if self.column is None else self.column.type
+        if isinstance(column_type, Enum) and column_type.enum_class is None:  # Enum("a", "b")
+            labels = column_type.enums
+            if raw not in labels:
+                raise ParameterError(f"must be one of {', '.join(labels)}")
+            return raw
         if issubclass(self.python_type, enum.Enum):
             for member in self.python_type:
                 if raw == member.value or (isinstance(raw, str) and raw == str(member.value)):
@@ -551,7 +557,7 @@ class ListParser:
         columns = [
             self.resource.table.columns[name]
             for name in self.resource.search_fields
-            if name in self.specs
+            if name in self.specs and self.specs[name].is_text
         ]
         words = raw.split()
         if not words:
