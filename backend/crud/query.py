@@ -357,7 +357,11 @@ class ListParser:
     def error(self, loc: Sequence[str | int], msg: str, value: Any = None) -> None:
         error: dict[str, Any] = {"type": "value_error", "loc": ("query", *loc), "msg": msg}
         if value is not None:
-            error["input"] = value
+            try:  # echoed as given, unless JSON cannot write it (NaN, Infinity from `filter=`)
+                json.dumps(value, allow_nan=False)
+                error["input"] = value
+            except ValueError:
+                error["input"] = repr(value)
         self.errors.append(error)
 
     def raise_errors(self) -> None:
@@ -529,6 +533,8 @@ class ListParser:
                 value = json.loads(check_text(str(raw)))
             except ValueError:
                 raise ParameterError("contains takes a JSON value") from None
+        if not isinstance(value, dict | list):
+            raise ParameterError("contains takes a JSON object or array")
         _check_json(value)
         json_value: ColumnElement[bool] = _as_jsonb(column).contains(value)
         return json_value

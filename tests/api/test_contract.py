@@ -952,6 +952,48 @@ async def test_no_response_shows_a_password_hash(
         assert "$argon2" not in response.text
 
 
+# Inputs that have broken parsers before: out of range, out of format, not finite, odd text.
+AWKWARD = (
+    "",
+    "null",
+    "1e999",
+    "NaN",
+    "9" * 40,
+    "9999-12-31T23:59:59.999999-23:59",
+    "12:00:00+05:00",
+    "P999999999D",
+    "a,b,,c",
+    '{"a": {"b": [1, null]}}',
+    '"\\u0000"',
+    "%_\\%",
+)
+
+
+@over()
+async def test_no_filter_value_is_a_server_error(
+    name: str, client: AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    """Every operator of every field, and one it does not take, with awkward values (as query
+    text and in `filter=`): a 200 or a 422 naming the parameter, never a 5xx."""
+    url = f"/api/{name}"
+    for field, spec in field_specs(resource_of(name)).items():
+        operators = [*spec.operators, "like" if "like" not in spec.operators else "has_key"]
+        for op in operators:
+            parameter = field if op == "eq" else f"{field}__{op}"
+            for raw in AWKWARD:
+                response = await client.get(url, params={parameter: raw}, headers=admin)
+                assert response.status_code in (200, 422), (parameter, raw, response.text)
+                if response.status_code == 422:
+                    assert errors_at(response, "query", parameter), (parameter, raw)
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    value = raw
+                as_json = json.dumps({parameter: value})
+                response = await client.get(url, params={"filter": as_json}, headers=admin)
+                assert response.status_code in (200, 422), (parameter, raw, response.text)
+
+
 @over(has_decimals)
 async def test_decimal_filters_compare_exactly_whatever_the_column_precision(
     name: str, client: AsyncClient, rows: Rows, admin: dict[str, str]
