@@ -7,22 +7,54 @@ Two dialects share one route:
 Only columns the read schema shows can be filtered or sorted on (so `users.hashed_password`
 cannot be probed). Values are parsed with the column's type; whatever is wrong becomes a
 FastAPI-shaped 422 naming the parameter. Values always travel as bound parameters.
+
+What each kind of column offers (the same on both databases, unless said otherwise):
+- text: every operator, `like`/`ilike` included;
+- numbers, dates, times, datetimes, durations, UUIDs: comparisons, `in`, `isnull`;
+- booleans: `eq`, `ne`, `in`, `isnull`;
+- enums: `eq`, `ne`, `in`, `isnull`; sorted in the order the members are declared (PostgreSQL's
+  order for a native enum, a CASE over the stored labels elsewhere);
+- JSON, arrays and bytes: `isnull`; on PostgreSQL also `contains` (JSONB `@>` a JSON value, or
+  ARRAY `@>` a list) and, for JSON, `has_key` (JSONB `?`). They cannot be sorted on.
 """
 
 import enum
 import json
 import math
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Column, Numeric, and_, false, literal, or_, true
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Column,
+    Enum,
+    Interval,
+    LargeBinary,
+    Numeric,
+    String,
+    and_,
+    case,
+    cast,
+    false,
+    literal,
+    literal_column,
+    or_,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from backend.crud.rows import has_linked
 from backend.crud.schemas import (
@@ -34,6 +66,8 @@ from backend.crud.schemas import (
 from backend.registry import ResourceOptions, column_python_type
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "like", "ilike", "isnull")
+COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "isnull")
+POSTGRES_ONLY = ("contains", "has_key")
 RESERVED = ("skip", "limit", "sort", "range", "filter", "q")
 MAX_IN_VALUES = 1000
 
@@ -57,6 +91,49 @@ def check_text(value: str) -> str:
     return value
 
 
+_DIALECTS: dict[str, Dialect] = {
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
+}
+
+
+def _types(column_type: TypeEngine[Any]) -> tuple[TypeEngine[Any], ...]:
+    """A column type and, for a TypeDecorator, the type it stores as."""
+    if isinstance(column_type, TypeDecorator):
+        return (column_type, column_type.impl_instance)
+    return (column_type,)
+
+
+@cache
+def column_kind(column: Column[Any], dialect: str) -> str:
+    """How `column` can be filtered and sorted on `dialect`: "text", "enum", "json", "array",
+    "bytes" or "scalar" (numbers, booleans, dates, times, durations, UUIDs)."""
+    types = _types(column.type.dialect_impl(_DIALECTS[dialect])) + _types(column.type)
+    for column_type in types:
+        if isinstance(column_type, ARRAY):
+            return "array"
+        if isinstance(column_type, JSON):
+            return "json"
+        if isinstance(column_type, LargeBinary):
+            return "bytes"
+        if isinstance(column_type, Enum):
+            return "enum"
+    if value_type(column) is str:
+        return "text"
+    return "scalar"
+
+
+def value_type(column: Column[Any]) -> type:
+    """The Python type of the column's values, as a filter value is parsed."""
+    if isinstance(column.type, Interval):  # a TypeDecorator storing as DATETIME on SQLite
+        return timedelta
+    if isinstance(column.type, Enum) and column.type.enum_class is not None:
+        enum_class: type = column.type.enum_class
+        return enum_class
+    python_type = column_python_type(column)
+    return str if python_type is None or python_type is object else python_type
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """A filterable field: a column, or a many-to-many `<name>_ids` list."""
@@ -70,15 +147,59 @@ class FieldSpec:
 
     @property
     def is_text(self) -> bool:
-        return self.python_type is str
+        return self.python_type is str and (self.column is None or self.kind("sqlite") == "text")
+
+    def kind(self, dialect: str) -> str:
+        """See `column_kind`; "link" for a many-to-many list."""
+        if self.column is None:
+            return "link"
+        return column_kind(self.column, dialect)
 
     @property
     def operators(self) -> tuple[str, ...]:
-        if self.link is not None:
+        """Every operator of the field on some database (see `operators_on`)."""
+        return self.operators_on("postgresql")
+
+    def operators_on(self, dialect: str) -> tuple[str, ...]:
+        """The operators the field takes on `dialect`."""
+        kind = self.kind(dialect)
+        if kind == "link":
             return ("eq", "in")
-        if self.is_text:
+        if kind == "text":
             return OPERATORS
-        return tuple(op for op in OPERATORS if op not in ("like", "ilike"))
+        if kind == "enum" or self.python_type is bool:  # unordered (or two-valued)
+            return ("eq", "ne", "in", "isnull")
+        if kind == "scalar":
+            return COMPARISONS
+        if dialect != "postgresql":
+            return ("isnull",)
+        if kind == "json":
+            return ("isnull", "contains", "has_key")
+        if kind == "array":
+            return ("isnull", "contains")
+        return ("isnull",)
+
+    @property
+    def sortable(self) -> bool:
+        """Whether lists can be sorted on the field (not on links, JSON, arrays or bytes)."""
+        return self.column is not None and all(
+            self.kind(dialect) in ("text", "enum", "scalar") for dialect in _DIALECTS
+        )
+
+    def sort_key(self, dialect: str) -> ColumnElement[Any]:
+        """What ORDER BY sorts on: the column; for an enum, its members' declaration order."""
+        column = self.column
+        assert column is not None
+        column_type = column.type
+        if not isinstance(column_type, Enum) or self.kind(dialect) != "enum":
+            return column
+        if column_type.native_enum and dialect == "postgresql":
+            return column  # PostgreSQL orders an enum type by its declared labels
+        positions: dict[Any, Any] = {
+            literal(label, String()): literal_column(str(position))
+            for position, label in enumerate(column_type.enums)
+        }
+        return case(positions, value=column)
 
     def bind(self, raw: Any) -> Any:
         """`raw` parsed, as a value to compare the column with.
@@ -99,11 +220,20 @@ class FieldSpec:
             if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
                 raise ParameterError("must be text")
             return str(raw)
+        column_type = None if self.column is None else self.column.type
+        if isinstance(column_type, Enum) and column_type.enum_class is None:  # Enum("a", "b")
+            labels = column_type.enums
+            if raw not in labels:
+                raise ParameterError(f"must be one of {', '.join(labels)}")
+            return raw
         if issubclass(self.python_type, enum.Enum):
-            allowed = [member.value for member in self.python_type]
-            if raw not in allowed:
-                raise ParameterError(f"must be one of {', '.join(map(str, allowed))}")
-            return self.python_type(raw)
+            for member in self.python_type:
+                if raw == member.value or (isinstance(raw, str) and raw == str(member.value)):
+                    return member
+            allowed = ", ".join(str(member.value) for member in self.python_type)
+            raise ParameterError(f"must be one of {allowed}")
+        if isinstance(raw, bool) and self.python_type is not bool:
+            raise ParameterError(f"must be a {_TYPE_NAMES.get(self.python_type, 'value')}")
         try:
             value = _adapter(self.python_type).validate_python(raw)
         except ValidationError as exc:
@@ -119,6 +249,10 @@ class FieldSpec:
             raise ParameterError("must be a finite number")
         if isinstance(value, Decimal) and (not value.is_finite() or abs(value.adjusted()) > 100):
             raise ParameterError("must be a finite number of reasonable size")
+        if isinstance(value, time) and value.tzinfo is not None:
+            raise ParameterError("must be a time of day without a timezone")
+        if isinstance(value, timedelta) and abs(value) > _LONGEST_INTERVAL:
+            raise ParameterError("is out of the supported range of durations")
         if isinstance(value, datetime):
             try:
                 value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
@@ -127,6 +261,19 @@ class FieldSpec:
                 raise ParameterError("is out of the supported date range") from None
         return value
 
+
+# SQLite stores a duration as the date 1970-01-01 plus the duration.
+_LONGEST_INTERVAL = datetime(1970, 1, 1) - datetime(1, 1, 1)
+_TYPE_NAMES: dict[type, str] = {
+    int: "integer",
+    float: "number",
+    Decimal: "number",
+    date: "date",
+    datetime: "datetime",
+    time: "time",
+    timedelta: "duration",
+    uuid.UUID: "UUID",
+}
 
 _ADAPTERS: dict[type, TypeAdapter[Any]] = {}
 
@@ -146,7 +293,7 @@ def field_specs(resource: ResourceOptions) -> dict[str, FieldSpec]:
     for column in resource.table.columns:
         if column.name not in shown:
             continue
-        python_type = column_python_type(column) or str
+        python_type = value_type(column)
         bounds = integer_bounds(column) if python_type is int else None
         specs[column.name] = FieldSpec(
             name=column.name,
@@ -210,7 +357,11 @@ class ListParser:
     def error(self, loc: Sequence[str | int], msg: str, value: Any = None) -> None:
         error: dict[str, Any] = {"type": "value_error", "loc": ("query", *loc), "msg": msg}
         if value is not None:
-            error["input"] = value
+            try:  # echoed as given, unless JSON cannot write it (NaN, Infinity from `filter=`)
+                json.dumps(value, allow_nan=False)
+                error["input"] = value
+            except ValueError:
+                error["input"] = repr(value)
         self.errors.append(error)
 
     def raise_errors(self) -> None:
@@ -246,6 +397,7 @@ class ListParser:
                 spec is None
                 or spec.column is None
                 or operator not in PLAIN_OPERATORS
+                or operator not in spec.operators_on(self.dialect)
                 or (operator == "ne" and spec.nullable)
             ):
                 return None
@@ -294,12 +446,15 @@ class ListParser:
             operator = "in" if from_json and isinstance(raw, list) else "eq"
             if from_json and raw is None:
                 operator, raw = "isnull", True
-        if operator not in spec.operators:
-            self.error(
-                loc,
-                f"unknown operator {operator!r} for {name}; use one of "
-                + ", ".join(spec.operators),
-            )
+        available = spec.operators_on(self.dialect)
+        if operator not in available:
+            if operator in spec.operators:
+                self.error(loc, f"{name}__{operator} is only available on PostgreSQL")
+            else:
+                self.error(
+                    loc,
+                    f"unknown operator {operator!r} for {name}; use one of " + ", ".join(available),
+                )
             return None
         try:
             return self._build(spec, operator, raw, from_json=from_json)
@@ -315,6 +470,14 @@ class ListParser:
             assert spec.column is not None
             null: ColumnElement[bool] = spec.column.is_(None) if flag else spec.column.is_not(None)
             return null
+        if op == "contains":
+            return self._contains(spec, raw, from_json=from_json)
+        if op == "has_key":
+            if not isinstance(raw, str):
+                raise ParameterError("has_key takes a key (text)")
+            assert spec.column is not None
+            key: ColumnElement[bool] = _as_jsonb(spec.column).has_key(check_text(raw))
+            return key
         if op == "in":
             values = self._list(raw, from_json=from_json)
             if len(values) > MAX_IN_VALUES:
@@ -343,6 +506,39 @@ class ListParser:
         }
         return comparisons[op](value)
 
+    def _contains(self, spec: FieldSpec, raw: Any, *, from_json: bool) -> ColumnElement[bool]:
+        """PostgreSQL's `@>`: a JSON column containing a JSON value (`{"a": 1}`, `[2]`), or an
+        array column containing every item of a list (`a,b` or, in `filter=`, `["a","b"]`)."""
+        column = spec.column
+        assert column is not None
+        if spec.kind(self.dialect) == "array":
+            array_type = column.type.dialect_impl(_DIALECTS[self.dialect])
+            assert isinstance(array_type, ARRAY)
+            items = self._list(raw, from_json=from_json)
+            if len(items) > MAX_IN_VALUES:
+                raise ParameterError(f"at most {MAX_IN_VALUES} values")
+            item_type = array_type.item_type
+            item_spec = FieldSpec(
+                name=spec.name,
+                python_type=_item_python_type(item_type),
+            )
+            values = [item_spec.parse(item) for item in items]
+            array_of_items = postgresql.ARRAY(item_type)
+            array: ColumnElement[bool] = type_coerce(column, array_of_items).contains(values)
+            return array
+        if from_json:
+            value = raw
+        else:
+            try:
+                value = json.loads(check_text(str(raw)))
+            except ValueError:
+                raise ParameterError("contains takes a JSON value") from None
+        if not isinstance(value, dict | list):
+            raise ParameterError("contains takes a JSON object or array")
+        _check_json(value)
+        json_value: ColumnElement[bool] = _as_jsonb(column).contains(value)
+        return json_value
+
     @staticmethod
     def _list(raw: Any, *, from_json: bool) -> list[Any]:
         if isinstance(raw, list):
@@ -367,7 +563,7 @@ class ListParser:
         columns = [
             self.resource.table.columns[name]
             for name in self.resource.search_fields
-            if name in self.specs
+            if name in self.specs and self.specs[name].is_text
         ]
         words = raw.split()
         if not words:
@@ -413,18 +609,16 @@ class ListParser:
         seen = set()
         for name, descending in fields:
             spec = self.specs.get(name)
-            if spec is None or spec.column is None:
-                sortable = ", ".join(
-                    n for n, s in sorted(self.specs.items()) if s.column is not None
-                )
+            if spec is None or not spec.sortable:
+                sortable = ", ".join(n for n, s in sorted(self.specs.items()) if s.sortable)
                 self.error(("sort",), f"cannot sort on {name!r}; sortable fields: {sortable}", raw)
                 continue
             if name in seen:
                 continue
             seen.add(name)
             # NULL sorts as the largest value on both databases (PostgreSQL's default).
-            column = spec.column
-            order.append(column.desc().nulls_first() if descending else column.asc().nulls_last())
+            key = spec.sort_key(self.dialect)
+            order.append(key.desc().nulls_first() if descending else key.asc().nulls_last())
         pk = self.resource.primary_key
         if pk not in seen:
             order.append(self.resource.table.columns[pk].asc())
@@ -456,6 +650,36 @@ class ListParser:
             self.error(("range",), "is too large", raw)
             return None
         return first, last - first + 1
+
+
+def _as_jsonb(column: Column[Any]) -> ColumnElement[Any]:
+    """A JSON column as JSONB, whose operators `@>` and `?` PostgreSQL's json type lacks."""
+    if isinstance(column.type.dialect_impl(_DIALECTS["postgresql"]), JSONB):
+        return type_coerce(column, JSONB())
+    return cast(column, JSONB())
+
+
+def _check_json(value: Any) -> None:
+    """Refuse what PostgreSQL's jsonb cannot hold: NaN or infinite numbers, NUL characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError("must be JSON with finite numbers")
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            _check_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item)
+
+
+def _item_python_type(item_type: TypeEngine[Any]) -> type:
+    try:
+        python_type: type = item_type.python_type
+    except NotImplementedError:
+        return str
+    return str if python_type is object else python_type
 
 
 def _is_bool(raw: Any) -> bool:
@@ -495,21 +719,40 @@ def _like(
 
 
 def openapi_filter_parameters(resource: ResourceOptions) -> list[dict[str, Any]]:
-    """OpenAPI descriptions of the equality filter of every filterable column."""
+    """OpenAPI descriptions of the equality filter of every filterable column (`isnull` for a
+    column that has no equality: JSON, arrays, bytes)."""
     parameters = []
     for name, spec in field_specs(resource).items():
+        others = [
+            f"`{name}__{op}`" + (" (PostgreSQL)" if op in POSTGRES_ONLY else "")
+            for op in spec.operators
+            if op != "eq"
+        ]
+        if "eq" in spec.operators:
+            parameter, schema = name, _json_schema(spec)
+            description = f"{name} equals this value. Operators: " + ", ".join(others) + "."
+        else:
+            parameter, schema = f"{name}__isnull", {"type": "boolean"}
+            description = f"{name} is (or is not) null. Operators: " + ", ".join(others) + "."
         parameters.append(
             {
-                "name": name,
+                "name": parameter,
                 "in": "query",
                 "required": False,
-                "description": f"{name} equals this value. Operators: "
-                + ", ".join(f"`{name}__{op}`" for op in spec.operators if op != "eq")
-                + ".",
-                "schema": _json_schema(spec),
+                "description": description,
+                "schema": schema,
             }
         )
     return parameters
+
+
+_STRING_FORMATS: dict[type, str] = {
+    datetime: "date-time",
+    date: "date",
+    time: "time",
+    timedelta: "duration",
+    uuid.UUID: "uuid",
+}
 
 
 def _json_schema(spec: FieldSpec) -> dict[str, Any]:
@@ -521,10 +764,8 @@ def _json_schema(spec: FieldSpec) -> dict[str, Any]:
         return {"type": "boolean"}
     if python_type in (float, Decimal):
         return {"type": "number"}
-    if python_type is datetime:
-        return {"type": "string", "format": "date-time"}
-    if python_type is date:
-        return {"type": "string", "format": "date"}
+    if python_type in _STRING_FORMATS:
+        return {"type": "string", "format": _STRING_FORMATS[python_type]}
     if issubclass(python_type, enum.Enum):
         return {"type": "string", "enum": [member.value for member in python_type]}
     return {"type": "string"}

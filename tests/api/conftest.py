@@ -5,27 +5,34 @@ takes a few hundred milliseconds, too much to repeat for each of hundreds of tes
 binds the reused app's session factories to its own engine and rolled-back connection.
 
 `Rows.payload(name)` builds a valid Create body for any registered resource from its derived
-schema alone, creating referenced rows first (recursively), with values unique per call; so a
-newly registered table is covered by the contract suite without writing a test.
+schema alone (polyfactory, seeded per test), creating referenced rows first, with values unique
+where the table requires it; so a newly registered table is covered by the contract suite
+without writing a test.
 """
 
-import enum
 import itertools
+import random
 import types
 import typing
-from collections.abc import Iterator
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
 import pytest
-from annotated_types import Ge, Gt, MaxLen, MinLen
+from faker import Faker
 from fastapi import FastAPI
 from httpx import AsyncClient
+from polyfactory.factories.base import BaseFactory
+from polyfactory.factories.pydantic_factory import ModelFactory
+from polyfactory.field_meta import FieldMeta
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import insert
+from pydantic import AwareDatetime, BaseModel, EmailStr, NaiveDatetime, ValidationError
+from sqlalchemy import Table, UniqueConstraint, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.auth import passwords
@@ -38,6 +45,8 @@ from backend.models import Role
 from backend.registry import ResourceOptions, registry
 
 PASSWORD = "correct-horse-battery-staple"
+MISSING_ID = 2**31 - 1
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _counter = itertools.count(1)
 
 
@@ -123,84 +132,175 @@ def writer(resource: ResourceOptions, accounts: dict[Role, Account]) -> dict[str
     return accounts[resource.write_role].headers
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """(inner type, nullable) of `X | None`."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], len(args) < len(typing.get_args(annotation))
-    return annotation, False
+def _unwrap(annotation: Any) -> Any:
+    """`X` of `X | None`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
 
 
-def _constraint(metadata: list[Any], kind: type) -> Any:
-    for item in metadata:
-        if isinstance(item, kind):
-            return item
-    return None
+class SampleFactory(ModelFactory[Any]):
+    """Valid values for any derived input schema, honouring its types and constraints
+    (patterns, lengths, bounds, decimal places, enums), with every field filled.
+
+    One Random and one Faker serve every schema, reseeded per test (see `rows`): a test's
+    sample data is the same on every run, and differs from the next test's.
+    """
+
+    __is_base_factory__ = True
+    __check_model__ = False
+    __allow_none_optionals__ = False
+    __faker__ = Faker()
+    __random__ = random.Random(0)
+    __min_collection_length__ = 1
+    __max_collection_length__ = 3
+
+    @classmethod
+    def get_model_fields(cls) -> list[FieldMeta]:
+        fields = super().get_model_fields()
+        for field in fields:
+            field.required = True  # fill fields that have a default too: they are filtered on
+            if _unwrap(field.annotation) is EmailStr:
+                field.constraints = None  # polyfactory refuses an EmailStr with max_length
+        return fields
+
+    @classmethod
+    def get_provider_map(cls) -> dict[Any, Callable[[], Any]]:
+        providers = super().get_provider_map()
+        # Faker's time_delta() is always zero; durations of either sign, to the microsecond.
+        providers[timedelta] = lambda: timedelta(
+            seconds=cls.__random__.randint(-(10**8), 10**8),
+            microseconds=cls.__random__.randint(0, 999_999),
+        )
+        # Faker's dates and times depend on today's date: from the seed alone instead.
+        providers[AwareDatetime] = cls._moment
+        providers[datetime] = cls._moment
+        providers[NaiveDatetime] = lambda: cls._moment().replace(tzinfo=None)
+        providers[date] = lambda: cls._moment().date()
+        providers[time] = lambda: cls._moment().time()
+        return providers
+
+    @classmethod
+    def _moment(cls) -> datetime:
+        """A UTC instant between 1900 and 2100, to the microsecond."""
+        return EARLIEST + timedelta(
+            seconds=cls.__random__.randint(0, 200 * 365 * 86_400),
+            microseconds=cls.__random__.randint(0, 999_999),
+        )
+
+    @classmethod
+    def seed(cls, seed: int) -> None:
+        """Restart every schema's values from `seed`."""
+        cls.__random__.seed(seed)
+        cls.__faker__.seed_instance(seed)
 
 
-def sample_value(name: str, annotation: Any, metadata: list[Any], n: int) -> Any:
-    """A valid, unique-per-`n` JSON value for a field of this type and constraints."""
-    inner, _nullable = _unwrap(annotation)
-    text = typing.get_origin(inner) is None and isinstance(inner, type) and issubclass(inner, str)
-    if name == "password":
-        return PASSWORD
-    if "email" in name or getattr(inner, "__name__", "") in ("EmailStr", "NameEmail"):
-        return f"user{n:06d}@example.com"
-    if inner is bool:
-        return n % 2 == 0
-    if isinstance(inner, type) and issubclass(inner, enum.Enum):
-        members = list(inner)
-        return members[n % len(members)].value
-    if inner is int:
-        low = _constraint(metadata, Ge)
-        above = _constraint(metadata, Gt)
-        start = low.ge if low else (above.gt + 1 if above else 0)
-        return max(start, 0) + n % 90 + 1
-    if inner in (Decimal, float):
-        return f"{n % 900 + 1}.{n % 100:02d}"
-    if inner is datetime or getattr(inner, "__name__", "") == "AwareDatetime":
-        return (datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=n)).isoformat()
-    if text or inner is Any:
-        longest = _constraint(metadata, MaxLen)
-        shortest = _constraint(metadata, MinLen)
-        value = f"v{n:06d}"
-        if shortest is not None and len(value) < shortest.min_length:
-            value = value.ljust(shortest.min_length, "x")
-        return value[: longest.max_length] if longest else value
-    raise NotImplementedError(f"no sample value for {name}: {annotation!r}")
+@cache
+def sample_factory(schema: type[BaseModel]) -> type[BaseFactory[BaseModel]]:
+    """The factory of one input schema (built once: polyfactory inspects the schema)."""
+    return SampleFactory.create_factory(model=schema)
+
+
+def unique_keys(resource: ResourceOptions) -> list[tuple[str, ...]]:
+    """The column sets whose values must differ between rows: unique columns and constraints,
+    and the primary key."""
+    table = resource.table
+    keys: list[tuple[str, ...]] = [(c.name,) for c in table.columns if c.unique]
+    keys += [
+        tuple(c.name for c in constraint.columns)
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    ]
+    keys.append(tuple(table.primary_key.columns.keys()))
+    return keys
+
+
+def resource_of_table(table: Table) -> ResourceOptions:
+    return next(r for r in registry if r.table is table)
 
 
 class Rows:
     """Creates valid rows of any resource through the API, as an admin."""
 
+    TRIES = 100
+
     def __init__(self, client: AsyncClient, admin: dict[str, str]) -> None:
         self.client = client
         self.admin = admin
+        self._used: dict[tuple[str, tuple[str, ...]], set[tuple[Any, ...]]] = {}
+        self._making: list[str] = []
 
     async def payload(self, name: str, /, **overrides: Any) -> dict[str, Any]:
-        """A valid Create body for `name`, creating the rows it refers to."""
+        """A valid Create body for `name`: values generated from its Create schema, unique
+        where the table says so, and the rows it refers to created first.
+
+        A foreign key that would lead back to a table being made (a tree's `parent_id`) is
+        left null when nullable; every other one gets a new row of its own.
+        """
         resource = registry.get(name)
         schemas = derive_schemas(resource)
-        references = {
-            column.name: next(iter(column.foreign_keys)).column.table.name
-            for column in resource.table.columns
-            if column.foreign_keys
-        }
-        links = {link.field: str(link.target.__tablename__) for link in schemas.many_to_many}
-        body: dict[str, Any] = {}
-        for field_name, info in schemas.create.model_fields.items():
-            if field_name in overrides:
-                continue
-            if field_name in references:
-                body[field_name] = (await self.create(references[field_name]))["id"]
-            elif field_name in links:
-                body[field_name] = [(await self.create(links[field_name]))["id"]]
-            else:
-                body[field_name] = sample_value(
-                    field_name, info.annotation, info.metadata, next(_counter)
-                )
+        body = self._unique_sample(resource, schemas.create, overrides)
+        self._making.append(name)
+        try:
+            for column in resource.table.columns:
+                if column.name not in body or column.name in overrides or not column.foreign_keys:
+                    continue
+                target = next(iter(column.foreign_keys)).column
+                parent = resource_of_table(target.table)
+                if parent.name in self._making:
+                    assert column.nullable, f"{name}.{column.name}: a cycle of required keys"
+                    body[column.name] = None
+                else:
+                    body[column.name] = (await self.create(parent.name))[target.name]
+            for link in schemas.many_to_many:
+                if link.field in overrides:
+                    continue
+                linked = registry.for_model(link.target)
+                created = await self.create(linked.name)
+                body[link.field] = [created[linked.primary_key]]
+        finally:
+            self._making.pop()
         return {**body, **overrides}
+
+    def _unique_sample(
+        self, resource: ResourceOptions, schema: type[BaseModel], overrides: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A generated body whose unique keys are new (keys with a foreign key, filled with a
+        new row later, or given whole in `overrides`, are new or meant to be)."""
+        factory = sample_factory(schema)
+        fields = set(schema.model_fields)
+        references = {c.name for c in resource.table.columns if c.foreign_keys}
+        keys = [
+            key
+            for key in unique_keys(resource)
+            if set(key) <= fields
+            and not (set(key) & references) - set(overrides)
+            and not set(key) <= set(overrides)
+        ]
+        for _ in range(self.TRIES):
+            try:
+                built = factory.build()
+            except ValidationError:  # e.g. a pattern's match cut to the field's max_length
+                continue
+            body: dict[str, Any] = built.model_dump(mode="json")
+            values = {**body, **overrides}
+            found = {key: tuple(values[field] for field in key) for key in keys}
+            used = [self._used.setdefault((resource.name, key), set()) for key in found]
+            if all(value not in seen for value, seen in zip(found.values(), used, strict=True)):
+                for value, seen in zip(found.values(), used, strict=True):
+                    seen.add(value)
+                return body
+        raise AssertionError(f"{resource.name}: no valid, new sample in {self.TRIES} tries")
+
+    async def missing_id(self, name: str, /) -> Any:
+        """A valid primary key value of `name` that no row has."""
+        resource = registry.get(name)
+        python_type = resource.primary_key_type
+        if python_type is int:
+            return MISSING_ID
+        if python_type is uuid.UUID:
+            return str(uuid.UUID(int=SampleFactory.__random__.getrandbits(128), version=4))
+        return (await self.payload(name))[resource.primary_key]
 
     async def create(self, name: str, /, **overrides: Any) -> dict[str, Any]:
         """Create a row of `name` and return it as the API shows it."""
@@ -212,5 +312,6 @@ class Rows:
 
 
 @pytest.fixture
-def rows(client: AsyncClient, admin: dict[str, str]) -> Rows:
+def rows(client: AsyncClient, admin: dict[str, str], request: pytest.FixtureRequest) -> Rows:
+    SampleFactory.seed(zlib.crc32(request.node.nodeid.encode()))
     return Rows(client, admin)

@@ -7,6 +7,7 @@ status code or content type, or a body or header that breaks the documented sche
 """
 
 import asyncio
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +41,8 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-EXAMPLES = 8
+# A few examples per operation keep `make test` quick; FUZZ_EXAMPLES=200 searches harder.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 
 
 @pytest.fixture(scope="module")
