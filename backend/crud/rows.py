@@ -17,7 +17,7 @@ import base64
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -33,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from starlette.responses import Response
 
 from backend.crud.schemas import ManyToMany, derive_schemas
-from backend.registry import ResourceOptions
+from backend.registry import ResourceOptions, column_python_type
 
 JSON_OPTIONS = orjson.OPT_UTC_Z  # pydantic writes UTC as `Z`, not `+00:00`
 
@@ -141,6 +141,9 @@ class RowShape:
             for link in self.links
         )
         self.names = self.column_names + tuple(link.field for link in self.links)
+        # orjson 3.13 drops the leading zero of microseconds below 100000 in a time of day
+        # ("01:02:03.97245"); datetimes are right. Times are written as pydantic writes them.
+        self._times = tuple(c.name for c in self.columns if column_python_type(c) is time)
         # A Read schema from the registry may rename, compute or hide: let pydantic shape it.
         self._shaped_by_pydantic = resource.read_schema is not None
         self._adapter: TypeAdapter[list[Any]] = TypeAdapter(list[schemas.read])  # type: ignore[name-defined]
@@ -158,6 +161,10 @@ class RowShape:
     def record(self, row: Row[Any] | Sequence[Any], *, links: bool = True) -> dict[str, Any]:
         """A row of `selected` (or of `columns` only) as a dict in the Read schema's order."""
         record = dict(zip(self.names if links else self.column_names, row, strict=False))
+        for name in self._times:
+            value = record[name]
+            if value is not None:
+                record[name] = value.isoformat()
         if links and self._json_links:
             for link in self.links:
                 ids = orjson.loads(record[link.field])
