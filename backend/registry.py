@@ -16,6 +16,7 @@ from sqlalchemy import Column, Table, UniqueConstraint
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import configure_mappers, relationship
+from sqlalchemy.orm import registry as orm_registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -190,7 +191,7 @@ def derive_relationships(model: type[SQLModel]) -> None:
         column = foreign_key.parent
         if column in covered or len(column.foreign_keys) != 1:
             continue
-        target = _mapped_class(foreign_key.column.table)
+        target = _mapped_class(foreign_key.column.table, mapper.registry)
         if target is None:
             continue
         name = column.name.removesuffix("_id")
@@ -205,11 +206,12 @@ def derive_relationships(model: type[SQLModel]) -> None:
         covered.add(column)
 
 
-def _mapped_class(table: Any) -> type | None:
-    """The class mapped to `table` in SQLModel's registry, if any."""
-    for mapper in SQLModel._sa_registry.mappers:
+def _mapped_class(table: Any, mapper_registry: orm_registry) -> type | None:
+    """The class mapped to `table` in the model's mapper registry, if any."""
+    for mapper in mapper_registry.mappers:
         if mapper.local_table is table:
-            return mapper.class_
+            mapped: type = mapper.class_
+            return mapped
     return None
 
 
