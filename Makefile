@@ -25,8 +25,11 @@ run: install  ## migrate the database, load the demo data once, serve on :8000
 	$(BIN)/tablestack seed --set demo --if-empty
 	$(BIN)/tablestack serve
 
+# Two workers: the machines have two cores, and each worker keeps PostgreSQL connections.
+TEST_WORKERS ?= 2
+
 test: install  ## the whole suite, on SQLite and (when reachable) PostgreSQL
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install  ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
