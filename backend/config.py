@@ -11,6 +11,7 @@ from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+MIN_SECRET_KEY_LENGTH = 32  # 256 bits of HS256 key, as RFC 7518 asks for
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'tablestack.db'}"
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -84,6 +85,14 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "SECRET_KEY still has its development default; set SECRET_KEY to a long "
                 "random value before running with ENVIRONMENT=production"
+            )
+        if self.environment == "production" and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            # It signs the API's HS256 tokens and the admin's session cookies: a short key can
+            # be guessed offline from any token, and then every token and session forged.
+            raise ConfigurationError(
+                f"SECRET_KEY is {len(self.secret_key)} characters long; use at least "
+                f"{MIN_SECRET_KEY_LENGTH} random characters with ENVIRONMENT=production (e.g. the "
+                "output of `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
 
 

@@ -41,3 +41,12 @@ def test_production_needs_a_secret_key() -> None:
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
         Settings(environment="production").check_production_ready()
     Settings(environment="production", secret_key="x" * 40).check_production_ready()
+
+
+@pytest.mark.parametrize("length", [5, 31])
+def test_production_refuses_a_short_secret_key(length: int) -> None:
+    settings = Settings(environment="production", secret_key="k" * length)
+    with pytest.raises(ConfigurationError, match=f"SECRET_KEY is {length} characters long"):
+        settings.check_production_ready()
+    Settings(environment="production", secret_key="k" * 32).check_production_ready()
+    Settings(environment="development", secret_key="k" * length).check_production_ready()
