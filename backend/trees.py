@@ -4,9 +4,11 @@ The check is one recursive query (the same on SQLite and PostgreSQL), so that th
 admin and seeding refuse a cycle the same way, each rendering the error in its own manner.
 """
 
+import zlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, func, literal, select
 
 from backend.registry import ResourceOptions
 
@@ -49,3 +51,24 @@ def needs_cycle_check(resource: ResourceOptions, row_id: Any, values: dict[str, 
     return (
         resource.tree is not None and row_id is not None and values.get(resource.tree) is not None
     )
+
+
+async def closes_cycle(
+    scalar: Callable[[Select[Any]], Awaitable[Any]],
+    resource: ResourceOptions,
+    row_id: Any,
+    parent_id: Any,
+    *,
+    dialect: str,
+) -> bool:
+    """Whether making `parent_id` the parent of `row_id` closes a cycle, asked with `scalar`
+    (the surface's own way to run a query) inside the write's transaction.
+
+    On PostgreSQL the tree's advisory lock is taken first, held to the end of the transaction:
+    two concurrent moves, each fine alone (A under B, B under A), would otherwise close a cycle
+    together. (SQLite has one writer at a time.)
+    """
+    if dialect == "postgresql":
+        key = zlib.crc32(resource.table.name.encode())
+        await scalar(select(func.pg_advisory_xact_lock(key)))
+    return await scalar(cycle_query(resource, row_id, parent_id)) is not None

@@ -51,7 +51,7 @@ from backend.registry import (
     client_chosen_primary_key,
     column_python_type,
 )
-from backend.trees import TreeCycleError, cycle_query, needs_cycle_check
+from backend.trees import TreeCycleError, closes_cycle, needs_cycle_check
 
 LIST_COLUMNS_MAX = 7
 PAGE_SIZES = (10, 25, 50, 100)
@@ -363,7 +363,10 @@ class ResourceView(ModelView):
             return
         assert self.resource.tree is not None
         parent_id = values[self.resource.tree]
-        if await session.scalar(cycle_query(self.resource, row_id, parent_id)) is None:
+        dialect = (await session.connection()).dialect.name
+        if not await closes_cycle(
+            session.scalar, self.resource, row_id, parent_id, dialect=dialect
+        ):
             return
         error = TreeCycleError(self.resource, row_id, parent_id)
         if row_id == parent_id:

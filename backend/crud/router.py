@@ -7,7 +7,6 @@ the derived schemas at runtime, so this module must not use `from __future__ imp
 """
 
 import functools
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -80,7 +79,7 @@ from backend.db import get_database
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
-from backend.trees import TreeCycleError, cycle_query, needs_cycle_check
+from backend.trees import TreeCycleError, closes_cycle, needs_cycle_check
 
 # Declares the bearer scheme on every route (OpenAPI `security`); the handlers read the token.
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -190,7 +189,6 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         self.rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
         self._pk_index = self.rows.names.index(self._pk)
         self._tree = resource.tree
-        self._tree_lock = select(func.pg_advisory_xact_lock(zlib.crc32(self.table.name.encode())))
         self._links: dict[str, LinkTable] = {link.field: link for link in self.rows.links}
         # Built once: the compiled cache then serves every request's SQL.
         self._defaults = _insert_defaults(resource, self.schemas.create)
@@ -708,7 +706,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             await pending.check(connection)
             pending = None
         values = await self.prepare_values(data)
-        reparented = self._tree is not None and needs_cycle_check(self.resource, item_id, values)
+        reparented = needs_cycle_check(self.resource, item_id, values)
         async with self._writing(connection, values):
             if values and not links and not reparented:
                 found = await self._update_one(connection, item_id, values, pending)
@@ -743,11 +741,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         descendants (inside the write's transaction, before anything is written)."""
         assert self._tree is not None
         parent_id = values[self._tree]
-        if not self.settings.is_sqlite:
-            # One move at a time per tree: two concurrent moves, each fine alone (A under B,
-            # B under A), would otherwise close a cycle together. (SQLite has one writer.)
-            await connection.scalar(self._tree_lock)
-        if await connection.first(cycle_query(self.resource, item_id, parent_id)) is not None:
+        dialect = "sqlite" if self.settings.is_sqlite else "postgresql"
+        if await closes_cycle(
+            connection.scalar, self.resource, item_id, parent_id, dialect=dialect
+        ):
             raise self._cycle(item_id, parent_id)
 
     def _cycle(self, item_id: Any, parent_id: Any) -> HTTPException:

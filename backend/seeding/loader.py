@@ -50,7 +50,7 @@ from backend.seeding.tables import (
     seed_tables,
 )
 from backend.seeding.transaction import one_transaction
-from backend.trees import cycle_query, needs_cycle_check
+from backend.trees import closes_cycle, needs_cycle_check
 
 BATCH_SIZE = 1000
 
@@ -373,7 +373,8 @@ class _Loader:
         field_name = table.seed_field(resource.tree)
         if parent_id == row_id:
             raise where.error(f"a row cannot be its own {field_name}", field_name)
-        if await self.connection.scalar(cycle_query(resource, row_id, parent_id)) is not None:
+        dialect = self.connection.dialect.name
+        if await closes_cycle(self.connection.scalar, resource, row_id, parent_id, dialect=dialect):
             parent = describe_value(where.raw.get(field_name))
             raise where.error(
                 f"{parent} is a descendant of this row: a row cannot be moved under itself",
