@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # Modules that define and register more tables (Django's INSTALLED_APPS): each is
     # imported with the registry; a `migrations/` folder beside it is its own Alembic branch.
     apps: list[str] = Field(default_factory=list)
+    # Writes: PUT/PATCH/DELETE must send `If-Match` (428 without it); off, a write without it
+    # is applied unconditionally (react-admin's dialect sends none).
+    require_if_match: bool = False
+    # History entries older than this many days are deleted by `tablestack prune-history`
+    # (0 keeps everything).
+    history_retention_days: int = Field(default=0, ge=0)
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Table, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Table, UniqueConstraint, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import configure_mappers, relationship
@@ -23,6 +23,13 @@ from sqlmodel import SQLModel
 from backend.auth.schemas import UserCreate, UserRead, UserUpdate
 from backend.config import get_settings
 from backend.models import Category, Customer, Order, OrderItem, Product, Role, Tag, User
+from backend.writes.hooks import Hooks
+
+# The version every registered row carries, bumped by the server on each change (the API's
+# ETag, the admin's stale-save check). A column of the row itself, not a history lookup: an
+# UPDATE ... WHERE row_version = :seen re-reads the locked row under concurrent writers, so
+# two writers who saw the same version cannot both succeed.
+VERSION_COLUMN = "row_version"
 
 
 class RegistryError(Exception):
@@ -81,6 +88,8 @@ class ResourceOptions:
     create_schema: type[BaseModel] | None = None
     update_schema: type[BaseModel] | None = None
     read_schema: type[BaseModel] | None = None
+    # Run by the one write path on every surface (see `backend.writes.hooks`).
+    hooks: Hooks | None = None
     admin: AdminOptions = field(default_factory=AdminOptions)
 
     @property
@@ -91,6 +100,11 @@ class ResourceOptions:
     @property
     def primary_key(self) -> str:
         return self.table.primary_key.columns.values()[0].name
+
+    @property
+    def version_column(self) -> Column[Any]:
+        column: Column[Any] = self.table.columns[VERSION_COLUMN]
+        return column
 
     @property
     def primary_key_type(self) -> type:
@@ -112,6 +126,29 @@ def column_python_type(column: Column[Any]) -> type | None:
     except NotImplementedError:
         return None
     return python_type
+
+
+def data_columns(table: Table) -> list[Column[Any]]:
+    """The table's columns that hold the row's data: all but the server's version."""
+    return [c for c in table.columns if c.name != VERSION_COLUMN]
+
+
+def add_version_column(table: Table) -> None:
+    """Give a registered table its `row_version` column (a migration then adds it).
+
+    Appended to the mapped table, not declared on the model: the ORM never reads or writes it
+    (only `backend.writes` does) and no schema derived from the model shows it.
+    """
+    existing = table.columns.get(VERSION_COLUMN)
+    if existing is not None:
+        if existing.info.get("tablestack_version"):
+            return
+        raise RegistryError(
+            f"{table.name}: column {VERSION_COLUMN!r} is reserved for the row's version"
+        )
+    column = Column(VERSION_COLUMN, BigInteger, nullable=False, server_default=text("1"))
+    column.info["tablestack_version"] = True
+    table.append_column(column)
 
 
 def _text_columns(table: Table) -> tuple[str, ...]:
@@ -261,6 +298,7 @@ class Registry:
         self._validate(resource)
         if resource.name in self._by_name:
             raise AlreadyRegistered(f"{where}: resource name {resource.name!r} is already taken")
+        add_version_column(table)
         self._by_name[resource.name] = resource
         return resource
 
@@ -310,6 +348,11 @@ class Registry:
                     f"{where}: option 'tree' must name a foreign key of the table to itself, "
                     f"not {resource.tree!r}"
                 )
+        if resource.hooks is not None and not isinstance(resource.hooks, Hooks):
+            raise RegistryError(
+                f"{where}: option 'hooks' must be an instance of a Hooks subclass "
+                "(backend.writes.hooks.Hooks)"
+            )
         if resource.admin.page_size < 1:
             raise RegistryError(f"{where}: option 'admin.page_size' must be at least 1")
         for option in ("create_schema", "update_schema", "read_schema"):

@@ -46,7 +46,7 @@ async def test_upgrade_no_drift_downgrade_upgrade(empty_database_url: str) -> No
 async def test_migrate_reports_each_revision_up_and_down(empty_database_url: str) -> None:
     url = empty_database_url
     up = await schema.migrate(url)
-    assert {step.revision for step in up} == schema.head_revisions()
+    assert schema.head_revisions() <= {step.revision for step in up}
     assert all(step.upgrade for step in up)
     assert {step.branch for step in up} == {"project", "fixture_app"}
     assert await schema.migrate(url) == []  # already at every head
@@ -58,14 +58,14 @@ async def test_migrate_reports_each_revision_up_and_down(empty_database_url: str
 
     down = await schema.migrate(url, "fixture_app@-1")
     assert [(step.branch, step.upgrade) for step in down] == [("fixture_app", False)]
-    assert await _enum_types(url) == set()
     fixture_revision = down[0].revision
     assert await schema.migrate(url, fixture_revision) == [
         schema.AppliedRevision(fixture_revision, "fixture_app", down[0].message, True)
     ]
     assert await schema.migrate(url, "base") != []
     assert await schema.current_revisions(url) == set()
-    assert [step.upgrade for step in await schema.migrate(url, "fixture_app@head")] == [True]
+    assert await _enum_types(url) == set()  # every native enum type dropped on the way down
+    assert all(step.upgrade for step in await schema.migrate(url, "fixture_app@head"))
     assert await schema.current_revisions(url) == {fixture_revision}
 
 
@@ -74,7 +74,7 @@ async def test_migrate_reports_each_revision_up_and_down(empty_database_url: str
     [
         ("zzz", "cannot migrate to 'zzz': Can't locate revision identified by 'zzz'"),
         ("nope@-1", "cannot migrate to 'nope@-1': Can't locate revision identified by 'nope'"),
-        ("project@-5", "cannot go down 5 revisions on project: only 1 applied"),
+        ("project@-5", "cannot go down 5 revisions on project: only 2 applied"),
     ],
 )
 async def test_migrate_refuses_bad_revisions(

@@ -50,6 +50,7 @@ from backend.registry import (
     ResourceOptions,
     client_chosen_primary_key,
     column_python_type,
+    data_columns,
 )
 from backend.trees import TreeCycleError, closes_cycle, needs_cycle_check
 
@@ -449,7 +450,7 @@ class ViewOptions:
         self.resource = resource
         self.registry = registry
         self.mapper: Mapper[Any] = sa_inspect(resource.model)
-        self.columns = list(resource.table.columns)
+        self.columns = data_columns(resource.table)
         self.many_to_one: dict[str, RelationshipProperty[Any]] = {}
         for relationship in self.mapper.relationships:
             if relationship.direction.name == "MANYTOONE":

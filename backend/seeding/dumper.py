@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backend.registry import data_columns
 from backend.seeding.format import (
     SUFFIXES,
     SeedError,
@@ -103,7 +104,7 @@ def _render_row(
     links: dict[str, dict[Any, list[Any]]],
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {}
-    ordered = [*table.natural_key, *(c.name for c in table.table.columns)]
+    ordered = [*table.natural_key, *(c.name for c in data_columns(table.table))]
     for column in dict.fromkeys(ordered):
         value = row[column]
         if (column == table.primary_key and not table.writes_primary_key) or value is None:

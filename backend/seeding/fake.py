@@ -65,6 +65,7 @@ from sqlalchemy.types import TypeDecorator
 
 from backend.auth.passwords import hash_password
 from backend.integrity import describe_integrity_error
+from backend.registry import data_columns
 from backend.seeding.format import SeedError
 from backend.seeding.patterns import PatternStrings
 from backend.seeding.progress import Progress
@@ -369,7 +370,7 @@ class _TableFaker:
             self.link_targets[link.field] = list(
                 (await self.connection.execute(select(remote).order_by(remote))).scalars()
             )
-        for column in table.columns:
+        for column in data_columns(table):
             generated = column.name not in self.table.timestamp_columns and (
                 not column.primary_key or self.table.writes_primary_key
             )
