@@ -21,16 +21,13 @@ from fastapi.security import HTTPAuthorizationCredentials
 from fastapi_crudrouter.core import CRUDGenerator
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
-    BigInteger,
     Column,
     Table,
     bindparam,
     delete,
-    func,
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -39,14 +36,12 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.auth.dependencies import (
     PendingCaller,
-    admit,
     bearer_scheme,
-    bearer_user_id,
     caller_may,
-    caller_role_column,
 )
 from backend.auth.passwords import hash_password
 from backend.config import Settings
+from backend.crud.access import Access
 from backend.crud.connection import Connection
 from backend.crud.errors import (
     BAD_BODY,
@@ -62,12 +57,11 @@ from backend.crud.errors import (
 )
 from backend.crud.operation import Arguments, Handler, OperationRoute, served_by
 from backend.crud.query import (
-    ListParser,
     ParameterError,
-    PlainFilter,
     check_text,
     openapi_filter_parameters,
 )
+from backend.crud.reads import Reads
 from backend.crud.rows import JSONBytesResponse, LinkTable, row_shape
 from backend.crud.schemas import (
     derive_replace_schema,
@@ -75,7 +69,6 @@ from backend.crud.schemas import (
     primary_key_parameter,
     write_only_fields,
 )
-from backend.db import get_database
 from backend.integrity import describe_integrity_error
 from backend.models import Role
 from backend.registry import ResourceOptions
@@ -200,13 +193,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             .returning(*self.rows.selected)
         )
         self._delete_row = delete(self.table).where(self._pk_column == bindparam("item_id"))
-        # The same with the caller's role checked in the statement (see `_connect`).
-        self._select_one_as_caller = self.rows.select(caller_role_column()).where(
-            self._pk_column == bindparam("item_id")
-        )
+        # The same with the caller's role checked in the statement (see `Access.connect`).
         self._update_row_as_caller = self._update_row.where(caller_may(resource.write_role))
         self._inserts_as_caller: dict[tuple[str, ...], Any] = {}
-        self._plain_pages: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self.access = Access(resource, settings)
+        self.reads = Reads(resource, settings, self.rows, self.access)
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
@@ -275,7 +266,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
     def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         settings = self.settings
-        handler = self._list
+        handler = self.reads.read_list
 
         @served_by(handler)
         async def route(
@@ -311,7 +302,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return route
 
     def _get_one(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        return self._item_route(self._read_one)
+        return self._item_route(self.reads.read_one)
 
     def _create(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         create_schema, handler = self.create_schema, self._insert
@@ -369,142 +360,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
 
         return route
 
-    # Handlers ----------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _connect(
-        self, request: Request, arguments: Arguments, *, read: bool, defer_caller: bool = False
-    ) -> AsyncIterator[tuple[Connection, "PendingCaller | None"]]:
-        """The request's connection, once the caller may do this; then the arguments' 422.
-
-        The token is checked before any connection is taken; the caller's role is read fresh
-        on the connection, so a role change or a deactivation applies to the next request.
-
-        With `defer_caller` (and valid arguments) a signed-in caller comes back pending: the
-        route checks the role in its own statement (one round trip instead of two) and
-        settles it. Whatever error the route raises before settling it, the caller is checked
-        first, so a 401/403 still comes before a 404, 409 or 422; and a route that returns
-        without settling it is a bug, refused with a 500 rather than answered.
-        """
-        required = self.resource.read_role if read else self.resource.write_role
-        user_id = bearer_user_id(request, self.settings)
-        if user_id is None:
-            admit(None, self.settings, required, read=read)
-        async with get_database(request).api_connection() as connection:
-            pending = None
-            if user_id is not None:
-                pending = PendingCaller(user_id, required, self.settings, read=read)
-                if not defer_caller or arguments.errors:
-                    await pending.check(connection)
-            arguments.check()
-            try:
-                yield connection, pending if pending is not None and not pending.settled else None
-            except (HTTPException, RequestValidationError):
-                if pending is not None and not pending.settled:
-                    await pending.check(connection)
-                raise
-            if pending is not None and not pending.settled:
-                raise RuntimeError(f"{self.resource.name}: the caller's role was never checked")
-
-    async def _read_one(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=True, defer_caller=True) as (
-            connection,
-            pending,
-        ):
-            item_id = arguments.values["id"]
-            async with self._reading():
-                if pending is None:
-                    row = await connection.first(self.rows.select_one, {"item_id": item_id})
-                else:
-                    parameters = {"item_id": item_id, "caller_id": pending.user_id}
-                    row = await connection.first(self._select_one_as_caller, parameters)
-                    if row is not None:
-                        pending.settle(row[len(self.rows.names)])
-            if row is None:
-                raise not_found(self.resource.name, item_id)
-        # A read: encoded after the connection went back to the pool (no commit to precede).
-        return self.rows.response(self.rows.record(row))
-
-    async def _list(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=True, defer_caller=True) as (
-            connection,
-            pending,
-        ):
-            values = arguments.values
-            skip, limit = values["skip"], values["limit"]
-            parser = ListParser(
-                self.resource,
-                dialect="sqlite" if self.settings.is_sqlite else "postgresql",
-                page_size_max=self.settings.page_size_max,
-            )
-            query = request.query_params.multi_items()
-            plain = None
-            if values["q"] is None and values["filter"] is None and values["range"] is None:
-                plain = parser.plain_filters(query)  # the common case: a reusable shape
-            where = parser.query_filters(query) if plain is None else []
-            if values["q"] is not None:
-                condition = parser.search(values["q"])
-                if condition is not None:
-                    where.append(condition)
-            if values["filter"] is not None:
-                where.extend(parser.json_filter(values["filter"]))
-            shape = None
-            if plain is not None:
-                shape = (
-                    tuple((f.spec.name, f.operator) for f in plain),
-                    values["sort"],
-                    pending is not None,
-                )
-            # A shape already built had a valid sort: no need to parse it again.
-            order_by = [] if shape in self._plain_pages else parser.sort(values["sort"])
-            if values["range"] is not None:
-                if {"skip", "limit"} & set(request.query_params):
-                    parser.error(
-                        ("range",), "give either range or skip/limit, not both", values["range"]
-                    )
-                else:
-                    page = parser.range(values["range"])
-                    if page is not None:
-                        skip, limit = page
-            parser.raise_errors()
-
-            async with self._reading():
-                estimate = None
-                if not (where or plain) and _prefers_estimated_count(request):
-                    if pending is not None:
-                        await pending.check(connection)
-                    estimate = await self._row_estimate(connection)
-                if estimate is not None:
-                    order_by = order_by or parser.sort(values["sort"])
-                    statement = self.rows.select().order_by(*order_by).offset(skip).limit(limit)
-                    rows = await connection.all(statement)
-                    # Exact when the page shows the end; never below what the page shows.
-                    end = skip + len(rows)
-                    total = end if 0 < len(rows) < limit else max(estimate, end)
-                else:
-                    if plain is not None and shape is not None:
-                        page_and_count, parameters = self._plain_page(
-                            shape, plain, order_by, skip, limit, pending
-                        )
-                    else:
-                        page_and_count = self._page(where, order_by, skip, limit, pending)
-                        parameters = {}
-                    rows, total = await self._page_and_total(
-                        connection, *page_and_count, parameters, skip, pending
-                    )
-        records = self.rows.records(rows)
-        first, last = skip, skip + len(records) - 1
-        shown = f"{first}-{last}" if records else "*"
-        headers = {
-            "X-Total-Count": str(total),
-            "Content-Range": f"{self.resource.name} {shown}/{total}",
-        }
-        if estimate is not None:
-            headers["Preference-Applied"] = "count=estimated"
-        return self.rows.response(records, headers=headers)
+    # Write handlers ----------------------------------------------------------------------
 
     async def _insert(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False, defer_caller=True) as (
+        async with self.access.connect(request, arguments, read=False, defer_caller=True) as (
             connection,
             pending,
         ):
@@ -577,7 +436,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         return statement
 
     async def _replace(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False, defer_caller=True) as (
+        async with self.access.connect(request, arguments, read=False, defer_caller=True) as (
             connection,
             pending,
         ):
@@ -589,7 +448,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             return await self._change(connection, arguments.values["id"], data, pending)
 
     async def _partial_update(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False, defer_caller=True) as (
+        async with self.access.connect(request, arguments, read=False, defer_caller=True) as (
             connection,
             pending,
         ):
@@ -606,7 +465,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             return await self._change(connection, arguments.values["id"], data, pending)
 
     async def _remove(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as (connection, _):
+        async with self.access.connect(request, arguments, read=False) as (connection, _):
             item_id = arguments.values["id"]
             try:
                 async with self._writing(connection, where="path"), connection.atomic():
@@ -623,7 +482,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 raise
 
     async def _remove_all(self, request: Request, arguments: Arguments) -> Response:
-        async with self._connect(request, arguments, read=False) as (connection, _):
+        async with self.access.connect(request, arguments, read=False) as (connection, _):
             async with self._writing(connection, where="path"):
                 deleted = await connection.execute(delete(self.table))
             return JSONBytesResponse(DeleteAllResult(deleted=deleted).model_dump_json().encode())
@@ -772,98 +631,8 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             if found is not None:
                 pending.granted()
         if found is None:
-            raise not_found(self.resource.name, item_id)  # or 401/403: see `_connect`
+            raise not_found(self.resource.name, item_id)  # or 401/403: see `Access.connect`
         return found
-
-    def _page(
-        self,
-        where: list[Any],
-        order_by: list[Any],
-        skip: Any,
-        limit: Any,
-        pending: "PendingCaller | None",
-    ) -> tuple[Any, Any]:
-        """The page statement and its count statement.
-
-        The page and the exact total come in one round trip: each row carries the total (an
-        uncorrelated scalar subquery, computed once) and, for a pending caller, their role.
-        """
-        count = select(func.count()).select_from(self.table).where(*where)
-        extra = [count.scalar_subquery()]
-        if pending is not None:
-            extra.append(caller_role_column())
-        page = self.rows.select(*extra).where(*where).order_by(*order_by).offset(skip).limit(limit)
-        return page, count
-
-    def _plain_page(
-        self,
-        shape: tuple[Any, ...],
-        filters: list[PlainFilter],
-        order_by: list[Any],
-        skip: int,
-        limit: int,
-        pending: "PendingCaller | None",
-    ) -> tuple[tuple[Any, Any], dict[str, Any]]:
-        """`_page` for plain comparisons, built once per shape (fields, operators, sort, and
-        whether the caller's role comes along) with the values as parameters: a list request
-        then builds no SQL and hashes no cache key."""
-        statements = self._plain_pages.get(shape)
-        if statements is None:
-            where = [
-                f.condition(bindparam(f"tablestack_filter_{i}", type_=f.bind_type))
-                for i, f in enumerate(filters)
-            ]
-            offset = bindparam("tablestack_skip", type_=BigInteger())
-            page_size = bindparam("tablestack_limit", type_=BigInteger())
-            statements = self._page(where, order_by, offset, page_size, pending)
-            if len(self._plain_pages) >= _PLAIN_PAGES:
-                self._plain_pages.clear()
-            self._plain_pages[shape] = statements
-        parameters = {f"tablestack_filter_{i}": f.value for i, f in enumerate(filters)}
-        parameters["tablestack_skip"] = skip
-        parameters["tablestack_limit"] = limit
-        return statements, parameters
-
-    async def _page_and_total(
-        self,
-        connection: Connection,
-        page: Any,
-        count: Any,
-        parameters: dict[str, Any],
-        skip: int,
-        pending: "PendingCaller | None",
-    ) -> tuple[list[Any], int]:
-        """The rows of `page` and the total; only a page past the end counts again.
-
-        A pending caller is admitted from the role the rows carry (or, for an empty page,
-        from a query of its own) before anything is returned.
-        """
-        if pending is not None:
-            parameters = {**parameters, "caller_id": pending.user_id}
-        rows = await connection.all(page, parameters or None)
-        if pending is not None:
-            if rows:
-                pending.settle(rows[0][len(self.rows.names) + 1])
-            else:
-                await pending.check(connection)
-        if rows:
-            return rows, int(rows[0][len(self.rows.names)])
-        if skip == 0:
-            return rows, 0
-        return rows, int(await connection.scalar(count, parameters or None))
-
-    async def _row_estimate(self, connection: Connection) -> int | None:
-        """PostgreSQL's estimate of the table's rows (as PostgREST's `count=estimated`).
-
-        None where there is no estimate (SQLite, a table never analysed) or the table is
-        small enough to count exactly.
-        """
-        if self.settings.is_sqlite:
-            return None
-        found = await connection.scalar(_RELTUPLES, {"table": self.table.name})
-        if found is None or found < max(self.settings.estimated_count_min_rows, 0):
-            return None  # reltuples is -1 before the first ANALYZE
-        return int(found)
 
     def _pop_links(self, data: dict[str, Any]) -> dict[str, list[Any]]:
         """Take the `<name>_ids` fields out of `data`, without duplicates, in order."""
@@ -961,20 +730,6 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 raise invalid([where], "a value cannot be stored by the database") from None
             raise
 
-    @staticmethod
-    @asynccontextmanager
-    async def _reading() -> AsyncIterator[None]:
-        """A value the database cannot compare (out of its range) is the client's error."""
-        try:
-            yield
-        except DBAPIError as exc:
-            if is_data_exception(exc):
-                raise invalid(["query"], "a value cannot be used by the database") from None
-            raise
-
-
-_PLAIN_PAGES = 256  # list statement shapes kept per resource
-
 
 def _insert_defaults(
     resource: ResourceOptions, create: type[BaseModel]
@@ -994,18 +749,6 @@ def _insert_defaults(
         elif info.default is not None and not info.is_required():
             defaults.append((name, functools.partial(_same, info.default)))
     return defaults
-
-
-_RELTUPLES = text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:table)")
-
-
-def _prefers_estimated_count(request: Request) -> bool:
-    """Whether the request's `Prefer` header asks for `count=estimated` (RFC 7240)."""
-    prefer = request.headers.get("prefer")
-    if not prefer:
-        return False
-    preferences = (p.split(";")[0].strip().lower() for p in prefer.split(","))
-    return "count=estimated" in preferences
 
 
 def _same(value: Any) -> Any:
