@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from backend.auth.routes import router as auth_router
 from backend.config import Settings
 from backend.crud.errors import is_data_exception
+from backend.crud.generator import resource_routers
 from backend.crud.history_routes import history_router
 from backend.crud.operation import GeneratedRoutes, OperationRoute
-from backend.crud.router import resource_routers
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
 
