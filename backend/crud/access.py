@@ -19,6 +19,14 @@ from backend.crud.operation import Arguments
 from backend.db import get_database
 from backend.registry import ResourceOptions
 
+_CALLER_ID = "tablestack.caller_id"
+
+
+def caller_id(request: Request) -> int | None:
+    """The id of the signed-in caller `Access.connect` admitted (None: anonymous)."""
+    found: int | None = request.scope.get(_CALLER_ID)
+    return found
+
 
 class Access:
     """The read and write roles of one resource, checked against each request's caller."""
@@ -44,6 +52,7 @@ class Access:
         """
         required = self.resource.read_role if read else self.resource.write_role
         user_id = bearer_user_id(request, self.settings)
+        request.scope[_CALLER_ID] = user_id
         if user_id is None:
             admit(None, self.settings, required, read=read)
         async with get_database(request).api_connection() as connection:

@@ -23,13 +23,13 @@ from pydantic import BaseModel
 from backend.auth.dependencies import bearer_scheme
 from backend.config import Settings
 from backend.crud.access import Access
-from backend.crud.errors import BAD_BODY, CONFLICT, NOT_FOUND, UNAUTHORIZED
+from backend.crud.errors import BAD_BODY, CONFLICT, NOT_FOUND, PRECONDITION, UNAUTHORIZED
 from backend.crud.operation import Arguments, Handler, OperationRoute, served_by
 from backend.crud.query import openapi_filter_parameters
 from backend.crud.reads import Reads
 from backend.crud.rows import row_shape
 from backend.crud.schemas import derive_replace_schema, derive_schemas, primary_key_parameter
-from backend.crud.write_handlers import DeleteAllResult, RowWriter, Writes
+from backend.crud.write_handlers import DeleteAllResult, Writes
 from backend.models import Role
 from backend.registry import ResourceOptions
 
@@ -58,9 +58,36 @@ _TOTAL_HEADERS = {
         "schema": {"type": "string"},
     },
 }
-_LOCATION_HEADER = {
-    "Location": {"description": "The URL of the created row", "schema": {"type": "string"}}
+_ETAG_HEADER = {
+    "ETag": {
+        "description": 'The row\'s version, `"<n>"`: send it back in `If-Match` to write only '
+        "while nobody else has changed the row",
+        "schema": {"type": "string"},
+    }
 }
+_LOCATION_HEADER = {
+    "Location": {"description": "The URL of the created row", "schema": {"type": "string"}},
+    **_ETAG_HEADER,
+}
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "`If-None-Match` names the row's current version: nothing changed"}
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'The `ETag` of the row as read (`"3"`): the write applies only while the row '
+    "is still at that version, else 412 (required, else 428, with REQUIRE_IF_MATCH)",
+    "schema": {"type": "string"},
+}
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The `ETag` of the row as last read: 304 with no body while it is current",
+    "schema": {"type": "string"},
+}
+_CHANGED: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG_HEADER}}
 
 # (crudrouter's path, method) -> our action; crudrouter has no PATCH route, we add it.
 _ACTIONS = {
@@ -77,20 +104,24 @@ _ACTIONS = {
         "delete-all", "Delete every row of {label}", responses={**UNAUTHORIZED, **CONFLICT}
     ),
     ("/{item_id}", "GET"): RouteSpec(
-        "get", "Get one of {label}", responses={**UNAUTHORIZED, **NOT_FOUND}
+        "get",
+        "Get one of {label}",
+        responses={**_CHANGED, **_NOT_MODIFIED, **UNAUTHORIZED, **NOT_FOUND},
     ),
     ("/{item_id}", "PUT"): RouteSpec(
         "replace",
         "Replace one of {label}",
-        responses={**BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
+        responses={**_CHANGED, **BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT, **PRECONDITION},
     ),
     ("/{item_id}", "PATCH"): RouteSpec(
         "update",
         "Change some fields of one of {label}",
-        responses={**BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT},
+        responses={**_CHANGED, **BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT, **PRECONDITION},
     ),
     ("/{item_id}", "DELETE"): RouteSpec(
-        "delete", "Delete one of {label}", responses={**UNAUTHORIZED, **NOT_FOUND, **CONFLICT}
+        "delete",
+        "Delete one of {label}",
+        responses={**_CHANGED, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT, **PRECONDITION},
     ),
 }
 
@@ -125,8 +156,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         rows = row_shape(resource, "sqlite" if settings.is_sqlite else "postgresql")
         access = Access(resource, settings)
         self.reads = Reads(resource, settings, rows, access)
-        writer = RowWriter(resource, settings, rows, self.schemas.create)
-        self.writes = Writes(resource, rows, access, writer)
+        self.writes = Writes(resource, settings, rows, access)
         super().__init__(
             schema=self.schemas.read,
             create_schema=self.schemas.create,
@@ -168,6 +198,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             searchable = ", ".join(f"`{f}`" for f in self.resource.search_fields) or "nothing"
             extra["description"] = _LIST_DESCRIPTION.format(search=searchable)
             openapi_extra["parameters"] = openapi_filter_parameters(self.resource)
+        elif spec.action == "get":
+            openapi_extra["parameters"] = [_IF_NONE_MATCH]
+        elif spec.action in ("replace", "update", "delete"):
+            openapi_extra["parameters"] = [_IF_MATCH]
         if (
             spec.action in ("list", "get")
             and self.settings.anonymous_read

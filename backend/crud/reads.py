@@ -8,13 +8,14 @@ back to the pool. A signed-in caller's role is read in the same statement as the
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Request, Response
+from fastapi import Request, Response, status
 from sqlalchemy import bindparam
 from sqlalchemy.exc import DBAPIError
 
 from backend.auth.dependencies import caller_role_column
 from backend.config import Settings
 from backend.crud.access import Access
+from backend.crud.conditional import etag, not_modified
 from backend.crud.errors import invalid, is_data_exception, not_found
 from backend.crud.operation import Arguments
 from backend.crud.paging import Pages, prefers_estimated_count
@@ -37,9 +38,13 @@ class Reads:
         pk_column = resource.table.columns[resource.primary_key]
         # Built once (the compiled cache then serves every request's SQL), with the caller's
         # role checked in the statement (see `Access.connect`).
-        self._select_one_as_caller = rows.select(caller_role_column()).where(
+        # The row's version comes along, for its ETag.
+        version = resource.version_column
+        self._select_one = rows.select(version).where(pk_column == bindparam("item_id"))
+        self._select_one_as_caller = rows.select(version, caller_role_column()).where(
             pk_column == bindparam("item_id")
         )
+        self._version_index = len(rows.names)
 
     async def read_one(self, request: Request, arguments: Arguments) -> Response:
         """`GET /{id}`: the row, or 404."""
@@ -50,16 +55,21 @@ class Reads:
             item_id = arguments.values["id"]
             async with reading():
                 if pending is None:
-                    row = await connection.first(self.rows.select_one, {"item_id": item_id})
+                    row = await connection.first(self._select_one, {"item_id": item_id})
                 else:
                     parameters = {"item_id": item_id, "caller_id": pending.user_id}
                     row = await connection.first(self._select_one_as_caller, parameters)
                     if row is not None:
-                        pending.settle(row[len(self.rows.names)])
+                        pending.settle(row[self._version_index + 1])
             if row is None:
                 raise not_found(self.resource.name, item_id)
         # A read: encoded after the connection went back to the pool (no commit to precede).
-        return self.rows.response(self.rows.record(row))
+        version = row[self._version_index]
+        if not_modified(request, version):
+            return Response(
+                status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(version)}
+            )
+        return self.rows.response(self.rows.record(row), headers={"ETag": etag(version)})
 
     async def read_list(self, request: Request, arguments: Arguments) -> Response:
         """`GET /`: a page of the rows that match the filters, the total in the headers."""
