@@ -50,6 +50,7 @@ async def test_dump_then_load_into_an_empty_database_reproduces_the_data(
 
     products = yaml.safe_load((dumped / "products.yaml").read_text())
     assert "id" not in products[0] and "category_id" not in products[0]
+    assert "row_version" not in products[0]
     assert products[0]["sku"] == "LAMP-001" and products[0]["category"] == "lamps"
     assert products[0]["tags"] == ["bestseller", "dimmable", "led"]
     users = yaml.safe_load((dumped / "users.yaml").read_text())
@@ -215,3 +216,24 @@ async def test_a_failed_fake_load_leaves_no_history_entry(
         await generate_fake(seed_engine, rows=5, tables=["tags", "products"])
     assert await history(seed_engine) == []
 
+
+async def test_the_row_version_is_the_servers_not_the_seed_sets(
+    seed_engine: AsyncEngine, other_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A dump carries no row_version (the database numbers each row's changes itself), and a
+    load inserts rows without one: every loaded row starts at version 1."""
+    await load_set(seed_engine, DEMO)
+    await generate_fake(seed_engine, rows=5, random_seed=6)
+    products = seed_table("products").table
+    async with seed_engine.begin() as connection:
+        await connection.execute(products.update().values({VERSION_COLUMN: 7}))
+    dumped = tmp_path / "dumped"
+    await dump_set(seed_engine, dumped)
+    for path in sorted(dumped.glob("*.yaml")):
+        for row in yaml.safe_load(path.read_text()):
+            assert VERSION_COLUMN not in row, path.name
+
+    assert await row_versions(seed_engine) == {1, 7}
+    report = await load_set(other_engine, dumped)
+    assert report.tables["products"].created == 35
+    assert await row_versions(other_engine) == {1}
