@@ -1,12 +1,15 @@
 """The CLI reports bad input and unreachable databases as one line, never a traceback."""
 
+import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from backend import schema
 from backend.config import PROJECT_ROOT
 
 
@@ -136,3 +139,73 @@ def test_migrate_bad_revision_is_one_line(tmp_path: Path, revision: str, fragmen
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"}
     assert run("migrate", env=env).returncode == 0
     assert_one_line_error(run("migrate", revision, env=env), fragment)
+
+
+def _history_entries_aged(url: str, ages: tuple[int, ...]) -> None:
+    """Write one history entry per age (days before now) into the database at `url`."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from backend.config import Settings
+    from backend.db import create_engine
+    from backend.writes.actor import CLI
+    from backend.writes.history import HISTORY, entry
+
+    now = datetime.now(UTC)
+    rows = [
+        entry(
+            at=now - timedelta(days=age),
+            actor=CLI,
+            resource="tags",
+            row_id=age,
+            action="deleted",
+            version=1,
+            changes={"name": [f"tag {age}", None]},
+        )
+        for age in ages
+    ]
+
+    async def write() -> None:
+        engine = create_engine(Settings(database_url=url, environment="test"))
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(insert(HISTORY).values(rows))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
+
+
+def test_prune_history_deletes_entries_past_the_retention(empty_database_url: str) -> None:
+    """HISTORY_RETENTION_DAYS (0 keeps everything) or --days; --dry-run only counts; one line."""
+    url = empty_database_url
+    asyncio.run(schema.upgrade(url))
+    _history_entries_aged(url, (1, 10, 45, 100, 400))
+    env = {"DATABASE_URL": url}
+
+    kept = run("prune-history", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout == "history retention is 0 days: keeping every entry, nothing deleted\n"
+
+    counted = run("prune-history", "--days", "30", "--dry-run", env=env)
+    assert counted.returncode == 0, counted.stderr
+    assert re.fullmatch(
+        r"dry run, nothing deleted: 3 history entries older than \S+\+00:00 \(30 days\)\n",
+        counted.stdout,
+    )
+    assert_one_line_error(
+        run("prune-history", "--days", "-3", env=env), "--days must be 0 (keep everything) or more"
+    )
+    assert_one_line_error(
+        run("prune-history", env={**env, "HISTORY_RETENTION_DAYS": "-1"}),
+        "invalid setting HISTORY_RETENTION_DAYS",
+    )
+
+    pruned = run("prune-history", env={**env, "HISTORY_RETENTION_DAYS": "60"})
+    assert pruned.returncode == 0, pruned.stderr
+    assert re.fullmatch(r"deleted 2 history entries older than \S+ \(60 days\)\n", pruned.stdout), (
+        pruned.stdout
+    )
+    overridden = run("prune-history", "--days", "5", env={**env, "HISTORY_RETENTION_DAYS": "60"})
+    assert overridden.stdout.startswith("deleted 2 history entries older than"), overridden.stderr
