@@ -119,12 +119,19 @@ _OPTION_NAMES = {f.name for f in dataclasses.fields(ResourceOptions)} - {"model"
 def column_python_type(column: Column[Any]) -> type | None:
     """The Python type of a column's values (None when SQLAlchemy does not say)."""
     column_type = column.type
-    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString reports `object`
-        column_type = column_type.impl_instance
     try:
         python_type: type = column_type.python_type
     except NotImplementedError:
-        return None
+        if not isinstance(column_type, TypeDecorator):
+            return None
+        python_type = object
+    if python_type is object and isinstance(column_type, TypeDecorator):
+        # sqlmodel's AutoString reports `object`: its impl says str. (Interval, another
+        # TypeDecorator, reports timedelta itself; its impl would say datetime.)
+        try:
+            python_type = column_type.impl_instance.python_type
+        except NotImplementedError:
+            return None
     return python_type
 
 

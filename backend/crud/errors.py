@@ -139,6 +139,11 @@ def still_referenced(error: StillReferenced) -> HTTPException:
 
 
 PRECONDITION: Responses = {
+    400: {
+        "model": Message,
+        "description": "The body cannot be parsed (not JSON text), or `If-Match` names more "
+        "than one version",
+    },
     412: {
         "model": Message,
         "description": "`If-Match` names a version the row no longer has: it changed since it "

@@ -9,6 +9,7 @@ A signed-in caller's role may still be pending (see `Access.connect`): the Write
 inside its own statement when the write is one statement.
 """
 
+import functools
 from typing import Any
 from urllib.parse import quote
 
@@ -61,10 +62,18 @@ class Writes:
             data = arguments.values["payload"].model_dump()
             try:
                 written = await self.writer.create(
-                    connection, data, _actor(request), pending=pending
+                    connection,
+                    data,
+                    _actor(request),
+                    pending=pending,
+                    finish=functools.partial(self._created, request),
                 )
             except WriteError as error:
                 raise from_write_error(error) from None
+        response: Response = written.finished
+        return response
+
+    def _created(self, request: Request, written: Written) -> Response:
         headers = {
             "Location": self._location(request, written.row_id),
             "ETag": etag(written.version),
@@ -106,6 +115,7 @@ class Writes:
                     _actor(request),
                     expected_version=expected,
                     pending=pending,
+                    finish=self._answer,
                 )
             except WriteError as error:
                 raise from_write_error(error) from None
@@ -113,7 +123,8 @@ class Writes:
                 raise not_found(self.resource.name, item_id) from None
             except VersionMismatch as mismatch:
                 raise precondition_failed(mismatch.current) from None
-        return self._answer(written)
+        response: Response = written.finished
+        return response
 
     async def delete(self, request: Request, arguments: Arguments) -> Response:
         """`DELETE /{id}`: the row as it was."""
@@ -122,7 +133,11 @@ class Writes:
             expected = expected_version(request, required=self.settings.require_if_match)
             try:
                 written = await self.writer.delete(
-                    connection, item_id, _actor(request), expected_version=expected
+                    connection,
+                    item_id,
+                    _actor(request),
+                    expected_version=expected,
+                    finish=self._answer,
                 )
             except StillReferenced as error:
                 raise still_referenced(error) from None
@@ -132,7 +147,8 @@ class Writes:
                 raise not_found(self.resource.name, item_id) from None
             except VersionMismatch as mismatch:
                 raise precondition_failed(mismatch.current) from None
-        return self._answer(written)
+        response: Response = written.finished
+        return response
 
     async def delete_all(self, request: Request, arguments: Arguments) -> Response:
         """`DELETE /`: how many rows were deleted."""

@@ -70,8 +70,8 @@ def diff(
         new = None if after is None else after.get(name)
         if before is not None and after is not None and _same(old, new):
             continue
-        if before is None and new is None:
-            continue  # a create: only the values it set
+        if (before is None and new is None) or (after is None and old is None):
+            continue  # a create: only the values it set; a delete: only the values it held
         if is_secret(name):
             changes[name] = CHANGED
         else:
@@ -188,6 +188,7 @@ def sql_value(expression: ColumnElement[Any], column: Column[Any] | None) -> Col
     if column is None:  # link ids: an array of keys
         return func.to_jsonb(expression)
     python_type = column_python_type(column)
+    column_type = postgresql_type(column)
     if python_type is Decimal:
         return func.to_jsonb(cast(expression, Text))  # digits as stored, as a string
     if python_type is bytes:
@@ -195,14 +196,21 @@ def sql_value(expression: ColumnElement[Any], column: Column[Any] | None) -> Col
         return func.to_jsonb(encoded)
     if python_type is timedelta:
         return func.to_jsonb(func.extract("epoch", expression))  # seconds; shown as ISO 8601
-    if isinstance(column.type, JSON) and not isinstance(column.type, JSONB):
+    if isinstance(column_type, JSON) and not isinstance(column_type, JSONB):
         return cast(expression, JSONB)
     return func.to_jsonb(expression)
 
 
+def postgresql_type(column: Column[Any]) -> Any:
+    """The column's type on PostgreSQL (a `with_variant` type's variant there)."""
+    variants = getattr(column.type, "_variant_mapping", None) or {}
+    return variants.get("postgresql", column.type)
+
+
 def comparable(expression: ColumnElement[Any], column: Column[Any] | None) -> ColumnElement[Any]:
     """An expression PostgreSQL can compare with IS DISTINCT FROM (json has no equality)."""
-    if column is not None and isinstance(column.type, JSON) and not isinstance(column.type, JSONB):
+    column_type = postgresql_type(column) if column is not None else None
+    if isinstance(column_type, JSON) and not isinstance(column_type, JSONB):
         return cast(expression, JSONB)
     return expression
 
@@ -216,7 +224,7 @@ def sql_changes(
 
     `pairs` holds (field, its column or None for link ids, before, after) with before None on
     create and after None on delete; on an update, a field whose value did not change is left
-    out, and so is, on a create, a field left null.
+    out, and so is a field left null by a create or found null by a delete.
     """
     parts: list[ColumnElement[Any]] = []
     for name, column, before, after in pairs:
@@ -233,6 +241,8 @@ def sql_changes(
             item = _when(distinct, item)
         elif after is not None:
             item = _when(after.is_not(None), item)
+        elif before is not None:
+            item = _when(before.is_not(None), item)
         parts.append(item)
     if not parts:
         return _EMPTY

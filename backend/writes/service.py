@@ -78,13 +78,25 @@ _ACTOR = "tablestack_actor"
 _ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
+@dataclass
 class Written:
     """A row as a write left it (a delete: as it was), in the API's Read shape."""
 
     record: dict[str, Any]
     row_id: Any
     version: int
+    # What the caller's `finish` made of it: run inside the write's transaction where there
+    # is one, so that (say) a response that cannot be encoded rolls the write back.
+    finished: Any = None
+
+
+Finish = Callable[[Written], Any]
+
+
+def _finished(written: Written, finish: Finish | None) -> Written:
+    if finish is not None:
+        written.finished = finish(written)
+    return written
 
 
 class Writer:
@@ -137,6 +149,7 @@ class Writer:
         actor: Actor,
         *,
         pending: "PendingCaller | None" = None,
+        finish: Finish | None = None,
     ) -> Written:
         """Insert a row from validated schema values (`<name>_ids` links, `password` too)."""
         values = dict(values)
@@ -150,14 +163,20 @@ class Writer:
         if self.postgres and self.hooks is None and not any(links.values()) and not parented:
             columns = self.values.for_insert(values)
             async with self._errors(db, columns):
-                return await self._create_in_one_statement(db, columns, actor, pending, links)
+                written = await self._create_in_one_statement(db, columns, actor, pending, links)
+            return _finished(written, finish)
         if pending is not None:
             await pending.check(db)
         async with self._errors(db, values):
-            return await self._create_in_transaction(db, values, links, actor)
+            return await self._create_in_transaction(db, values, links, actor, finish)
 
     async def _create_in_transaction(
-        self, db: Connection, values: dict[str, Any], links: dict[str, list[Any]], actor: Actor
+        self,
+        db: Connection,
+        values: dict[str, Any],
+        links: dict[str, list[Any]],
+        actor: Actor,
+        finish: Finish | None,
     ) -> Written:
         at = self.clock()
         async with db.atomic():
@@ -190,7 +209,7 @@ class Writer:
                 version=version,
                 changes=changes,
             )
-        return Written(record, row_id, version)
+            return _finished(Written(record, row_id, version), finish)
 
     async def _create_in_one_statement(
         self,
@@ -235,6 +254,7 @@ class Writer:
         *,
         expected_version: int | None = None,
         pending: "PendingCaller | None" = None,
+        finish: Finish | None = None,
     ) -> Written:
         """Change the given fields of the row `row_id` (all of them: a replace).
 
@@ -252,16 +272,17 @@ class Writer:
         if self.postgres and self.hooks is None and not links and not moved:
             columns = self.values.for_update(values)
             async with self._errors(db, columns):
-                return await self._update_in_one_statement(
+                written = await self._update_in_one_statement(
                     db, row_id, columns, actor, expected_version, pending
                 )
+            return _finished(written, finish)
         if pending is not None:
             await pending.check(db)
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._errors(db, values):
                     return await self._update_in_transaction(
-                        db, row_id, values, links, actor, expected_version
+                        db, row_id, values, links, actor, expected_version, finish
                     )
             except VersionMismatch:
                 if expected_version is not None or attempt == _ATTEMPTS - 1:
@@ -282,6 +303,7 @@ class Writer:
         links: dict[str, list[Any]],
         actor: Actor,
         expected_version: int | None,
+        finish: Finish | None,
     ) -> Written:
         at = self.clock()
         async with db.atomic():
@@ -329,7 +351,7 @@ class Writer:
                 version=version,
                 changes=history.diff(before, after, fields),
             )
-        return Written(record, row_id, version)
+            return _finished(Written(record, row_id, version), finish)
 
     async def _update_in_one_statement(
         self,
@@ -370,20 +392,31 @@ class Writer:
         actor: Actor,
         *,
         expected_version: int | None = None,
+        finish: Finish | None = None,
     ) -> Written:
         """Delete the row `row_id`; the database applies its ON DELETE rules."""
         try:
             async with self._errors(db, None):
                 if self.postgres and self.hooks is None:
-                    return await self._delete_in_one_statement(db, row_id, actor, expected_version)
-                return await self._delete_in_transaction(db, row_id, actor, expected_version)
+                    written = await self._delete_in_one_statement(
+                        db, row_id, actor, expected_version
+                    )
+                    return _finished(written, finish)
+                return await self._delete_in_transaction(
+                    db, row_id, actor, expected_version, finish
+                )
         except WriteError as exc:
             if any(p.kind == "foreign_key" for p in exc.problems):
                 raise await self._still_referenced(db, row_id) from None
             raise
 
     async def _delete_in_transaction(
-        self, db: Connection, row_id: Any, actor: Actor, expected_version: int | None
+        self,
+        db: Connection,
+        row_id: Any,
+        actor: Actor,
+        expected_version: int | None,
+        finish: Finish | None = None,
     ) -> Written:
         at = self.clock()
         async with db.atomic():
@@ -410,7 +443,7 @@ class Writer:
                 version=seen,
                 changes=history.diff(before, None, fields),
             )
-        return Written(self.rows.record(stored), row_id, seen)
+            return _finished(Written(self.rows.record(stored), row_id, seen), finish)
 
     async def _delete_in_one_statement(
         self, db: Connection, row_id: Any, actor: Actor, expected_version: int | None

@@ -244,7 +244,11 @@ async def test_a_response_that_cannot_be_written_rolls_the_write_back(
     connection: AsyncConnection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A write of several statements (links) encodes its response inside its transaction."""
+    """A write of several statements (links) encodes its response inside its transaction.
+
+    (PostgreSQL deletes a row and records it in the history in one statement: there the
+    DELETE is not one of these writes.)
+    """
     resource = registry.get(name)
     table = resource.table
     full = FullRows(client, admin)
@@ -262,8 +266,9 @@ async def test_a_response_that_cannot_be_written_rolls_the_write_back(
         ("POST", f"/api/{name}", body),
         ("PUT", url, await full.body(name, 1)),
         ("PATCH", url, {next(iter(derive_schemas(resource).many_to_many)).field: []}),
-        ("DELETE", url, None),
     )
+    if connection.dialect.name == "sqlite":
+        writes += (("DELETE", url, None),)
     before = await count()
     stored = (await client.get(url, headers=admin)).json()
     monkeypatch.setattr(rows_module.RowShape, "json", broken)
