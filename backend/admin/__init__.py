@@ -1,4 +1,5 @@
-"""The admin UI: SQLAdmin views generated from the registry, over the app's one engine."""
+"""The admin UI: SQLAdmin views generated from the registry, over the app's one engine, and
+the history pages (`backend.admin.history`)."""
 
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from starlette.responses import Response
 from backend.admin.auth import AdminAuth, RoleAuthorization, current_user
 from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
 from backend.admin.forms import form_mode
-from backend.admin.views import build_views
+from backend.admin.history import history_views
+from backend.admin.views import ResourceView, build_views
 from backend.config import Settings
 from backend.db import Database
 from backend.registry import Registry, registry
@@ -36,6 +38,8 @@ class TablestackAdmin(Admin):
     """SQLAdmin, telling the generated forms whether they create or edit a row."""
 
     def _build_menu(self, view: ModelView | BaseView) -> None:
+        if not getattr(view, "in_menu", True):
+            return  # a page reached from other pages only (a record's history)
         if not view.category:
             super()._build_menu(view)
             return
@@ -57,7 +61,7 @@ class TablestackAdmin(Admin):
 def mount_admin(
     app: FastAPI, settings: Settings, database: Database, tables: Registry = registry
 ) -> Admin:
-    """Mount the admin at /admin with one view per registered table."""
+    """Mount the admin at /admin with one view per registered table, and the history pages."""
     views = build_views(tables)
     authentication = AdminAuth(settings, database, BASE_URL)
     # after SessionMiddleware (the token lives in the session), before the endpoints
@@ -76,4 +80,8 @@ def mount_admin(
     admin.templates.env.globals["current_user"] = current_user
     for view in views:
         admin.add_view(view)
+    history, pages = history_views(database.admin_sessions)
+    for page in pages:
+        admin.add_view(page)
+    history.register(view for view in admin.views if isinstance(view, ResourceView))
     return admin

@@ -1,10 +1,17 @@
-"""Signing users in, and creating or updating them outside a request (the CLI, seeding)."""
+"""Signing users in, and creating or updating them outside a request (the CLI, seeding).
 
+Argon2 costs ~0.2 s of CPU per hash or check, by design. Both run in a worker thread
+(argon2-cffi releases the GIL), so a sign-in never stalls the event loop that serves every
+other request meanwhile.
+"""
+
+import threading
 from functools import lru_cache
 
 from pydantic import ValidationError
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
 from backend.auth.passwords import check_password_strength, hash_password, verify_password
 from backend.auth.schemas import UserCreate
@@ -40,7 +47,7 @@ async def upsert_user(
             if existing is not None and not update:
                 raise UserError(f"user {payload.email} already exists (use --update to change it)")
             user = existing or User(email=payload.email, hashed_password="")
-            user.hashed_password = hash_password(payload.password)
+            user.hashed_password = await run_in_threadpool(hash_password, payload.password)
             user.role = payload.role
             user.is_active = True
             if payload.full_name is not None:
@@ -61,17 +68,37 @@ def _first_error(exc: ValueError | ValidationError) -> str:
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
-    """The active user with this email and password, or None (same cost either way)."""
+    """The active user with this email and password, or None (same cost either way).
+
+    The password is checked in a worker thread: the event loop keeps serving meanwhile. The
+    session's (read-only) transaction ends first, so the check holds no pooled connection:
+    twenty sign-ins at once must not take the connections other requests wait for.
+    """
     query = select(User).where(func.lower(User.email) == email.strip().lower())
     user = (await session.exec(query)).first()
+    await session.commit()  # the session keeps `user` loaded (expire_on_commit=False)
     if user is None:
-        verify_password(password, _dummy_hash())  # keep timing equal for unknown emails
+        # check against a stand-in hash, so an unknown email takes as long as a wrong password
+        await run_in_threadpool(_verify_against_dummy, password)
         return None
-    if not verify_password(password, user.hashed_password) or not user.is_active:
+    if not await run_in_threadpool(verify_password, password, user.hashed_password):
         return None
-    return user
+    return user if user.is_active else None
 
 
-@lru_cache
+def _verify_against_dummy(password: str) -> None:
+    verify_password(password, _dummy_hash())
+
+
+_DUMMY_LOCK = threading.Lock()
+
+
 def _dummy_hash() -> str:
+    """The stand-in hash, made once per process (in a worker thread: it costs a full hash)."""
+    with _DUMMY_LOCK:  # concurrent first sign-ins wait for one hash rather than each making one
+        return _make_dummy_hash()
+
+
+@lru_cache(maxsize=1)
+def _make_dummy_hash() -> str:
     return hash_password("timing-equaliser-not-a-real-password")

@@ -17,6 +17,7 @@ from backend.main import create_app
 from backend.models import Category, Customer, Order, OrderItem, Product, Role, Tag, User
 from tests.admin.conftest import AdminClient, csrf_token, sign_in
 from tests.admin.live import PASSWORD
+from tests.loop_gate import password_checks_gated
 
 _NAME = re.compile(r'<(?:input|select|textarea)[^>]*\sname="([^"]+)"')
 _ERROR = re.compile(r'<div class="invalid-feedback">([^<]*)</div>')
@@ -94,6 +95,19 @@ async def test_sign_in_sets_a_safe_session_cookie(app: FastAPI, users: dict[Role
         logout = await http.get("/admin/logout")
         assert logout.headers["location"].endswith("/admin/login")
         assert (await http.get("/admin/product/list")).status_code == 302
+
+
+@pytest.mark.parametrize("email", ["editor@example.com", "nobody@example.com"])
+async def test_sign_in_checks_the_password_off_the_event_loop(
+    app: FastAPI, users: dict[Role, User], email: str
+) -> None:
+    """Argon2 costs ~0.2 s of CPU: other requests must be served while it runs."""
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http:
+        async with password_checks_gated(turns=200) as loop:
+            response = await sign_in(http, email)
+    assert response.status_code == (302 if email in {u.email for u in users.values()} else 400)
+    assert loop.checks == 1  # an unknown email is checked too, against a stand-in hash
+    assert loop.turns == 200  # the loop turned while the check ran
 
 
 async def test_session_cookie_is_secure_behind_https(settings: Settings) -> None:

@@ -5,7 +5,7 @@ directly from this process, so "saved" means committed and visible to everyone.
 """
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from backend.models import Category, Product
+from backend.models import Category, HistoryEntry, Product
 from tests.admin.live import PASSWORD, LiveServer
 from tests.fixture_app.models import Node, Specimen, SpecimenKind
 
@@ -275,3 +275,42 @@ async def test_any_table_journey(page: Page, live: LiveServer, artifacts: Path) 
     await expect(page.locator("#id")).to_have_value(str(ids["Earth"]))  # still shown
     await page.screenshot(path=f"{prefix}-node-cycle-refused.png", full_page=True)
     assert (await _read(live, Node, name="Earth")).parent_id is None
+
+
+async def test_history_of_a_product(page: Page, live: LiveServer, artifacts: Path) -> None:
+    await _insert_product(live, "HX-1", "Product with a history")
+    product = await _product(live, "HX-1")
+    assert product is not None and product.id is not None
+    engine = create_async_engine(live.database_url)
+    try:
+        async with AsyncSession(engine) as session:
+            session.add(
+                HistoryEntry(
+                    at=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+                    actor="history-tester@example.com",
+                    resource="products",
+                    row_id=str(product.id),
+                    action="updated",
+                    version=2,
+                    changes={"price": ["2.00", "1.00"], "name": ["Old name", product.name]},
+                )
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+    await sign_in(page, live, "editor@example.com")
+    await page.goto(f"{live.url}/admin/product/list")
+    row = page.locator("tbody tr", has_text="HX-1")
+    await row.locator("a[href*='/admin/product/details/']").click()
+    await page.locator("#history-button").click()
+    await expect(page).to_have_url(re.compile(rf"/admin/product/history/{product.id}$"))
+    entry = page.locator("tr.history-entry")
+    await expect(entry).to_have_count(1)
+    await expect(entry).to_contain_text("2026-03-01 09:30:00 UTC")
+    await expect(entry).to_contain_text("history-tester@example.com")
+    await expect(entry).to_contain_text("Price: 2.00 → 1.00")
+    await expect(entry).to_contain_text("Name: Old name → Product with a history")
+    await page.screenshot(path=f"{artifacts / live.backend}-product-history.png", full_page=True)
+    await page.locator("#history-record-link").click()
+    await expect(page).to_have_url(re.compile(rf"/admin/product/details/{product.id}$"))

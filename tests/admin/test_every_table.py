@@ -22,7 +22,7 @@ from sqlmodel import select
 
 from backend.admin.views import ResourceView, ViewOptions, build_views
 from backend.crud.schemas import derive_schemas
-from backend.registry import ResourceOptions, client_chosen_primary_key, registry
+from backend.registry import VERSION_COLUMN, ResourceOptions, client_chosen_primary_key, registry
 from tests.admin.conftest import AdminClient
 from tests.admin.samples import Samples
 from tests.admin.test_admin_http import field_errors
@@ -167,6 +167,13 @@ def same(stored: Any, sent: Any) -> bool:
     return equal
 
 
+def assert_no_version(text: str) -> None:
+    """The server's row version is not the row's data: no admin page or export shows it
+    (a hidden form field may carry it back, as the version an edit was loaded at)."""
+    shown = re.sub(r'<input[^>]*type="hidden"[^>]*>', "", text)
+    assert VERSION_COLUMN not in shown and "Row version" not in shown
+
+
 @pytest.fixture
 def rows(app: FastAPI, admin_client: AdminClient) -> AdminRows:
     return AdminRows(app, admin_client)
@@ -178,7 +185,9 @@ async def test_create_show_edit_export_and_delete(
     http = admin_client.http
     view = rows.view(resource)
     base = f"/admin/{view.identity}"
-    assert (await http.get(f"{base}/create")).status_code == 200
+    create_page = await http.get(f"{base}/create")
+    assert create_page.status_code == 200
+    assert_no_version(create_page.text)
 
     form = await rows.form(resource)
     created = await rows.post(f"{base}/create", form, "Save and continue editing")
@@ -200,6 +209,10 @@ async def test_create_show_edit_export_and_delete(
     )
     edit_page = await http.get(f"{base}/edit/{quote(pk)}")
     assert edit_page.status_code == 200
+    history = await http.get(f"{base}/history/{quote(pk)}")
+    assert history.status_code == 200 and "No changes recorded." in history.text
+    for page in (listing, details, edit_page, history):
+        assert_no_version(page.text)
 
     for field in view.column_searchable_list:
         value = getattr(row, str(field))
@@ -218,6 +231,8 @@ async def test_create_show_edit_export_and_delete(
     assert any(str(record[resource.primary_key]) == pk for record in records)
     csv = await http.get(f"{base}/export/csv")
     assert csv.status_code == 200 and pk in csv.text
+    assert all(VERSION_COLUMN not in record for record in records)
+    assert_no_version(csv.text)
 
     changes = await rows.form(resource, editing=True)
     edited = await rows.post(f"{base}/edit/{pk}", changes, "Save")

@@ -1,18 +1,22 @@
 """Signing in, tokens, anonymous reads and user management through the API."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.auth.passwords import verify_password
 from backend.auth.tokens import create_access_token, read_access_token
+from backend.auth.users import authenticate
 from backend.config import Settings
 from backend.models import Role, User
 from tests.api.conftest import PASSWORD, Account, Rows
+from tests.loop_gate import password_checks_gated
 
 
 async def sign_in(client: AsyncClient, email: str, password: str) -> tuple[int, dict[str, object]]:
@@ -53,6 +57,32 @@ async def test_bad_credentials_are_401(
     status, body = await sign_in(client, email, password)
     assert status == 401
     assert body == {"detail": "Incorrect email or password"}
+
+
+@pytest.mark.parametrize("who", ["right-password", "unknown-email"])
+async def test_sign_in_checks_the_password_off_the_event_loop(
+    who: str, client: AsyncClient, accounts: dict[Role, Account]
+) -> None:
+    """Argon2 costs ~0.2 s of CPU: other requests must be served while it runs."""
+    email = accounts[Role.viewer].email if who == "right-password" else "nobody@example.com"
+    async with password_checks_gated(turns=200) as loop:
+        status, body = await sign_in(client, email, PASSWORD)
+    assert status == (200 if who == "right-password" else 401), body
+    assert loop.checks == 1  # an unknown email is checked too, against a stand-in hash
+    assert loop.turns == 200  # the loop turned while the check ran
+
+
+async def test_sign_in_holds_no_connection_while_checking_the_password(
+    app: FastAPI, accounts: dict[Role, Account]
+) -> None:
+    email = accounts[Role.viewer].email
+    async with app.state.database.api_sessions() as session:
+        async with password_checks_gated() as loop:
+            signing_in = asyncio.create_task(authenticate(session, email, PASSWORD))
+            assert await asyncio.to_thread(loop.started.wait, 15)  # the check has begun
+            assert not session.in_transaction()  # its connection went back to the pool
+            user = await signing_in
+    assert user is not None and user.email == email
 
 
 async def test_missing_form_fields_are_422(client: AsyncClient) -> None:
