@@ -19,6 +19,10 @@ ADMIN_PAGES = {
 # The `signin` scenario (bench/signin.py): its runs are Runs of these scenario keys.
 SIGNIN_CLIENTS = 20
 SIGNIN_P99_MS = 50.0
+# The paced GETs beside the sign-ins must keep this share of their req/s alone: a GET still
+# unanswered when wrk stops is not in its percentiles, so a stalled server would show a p99
+# of the few GETs that got through.
+SIGNIN_KEPT_RATE = 0.8
 SIGNIN_RUNS = {
     "get_alone": "`GET /api/products/{id}`, paced, alone",
     "get_during_signin": f"`GET /api/products/{{id}}`, paced, during {SIGNIN_CLIENTS} sign-ins",
@@ -192,16 +196,21 @@ def goals(
             ms = timing["median_ms"]
             result.append(Goal(text, "met" if ms < 100 else "not met", f"{ms:.1f} ms median"))
     text = f"get one during {SIGNIN_CLIENTS} concurrent sign-ins: p99 < {SIGNIN_P99_MS:.0f} ms"
-    during, alone = mine.get("get_during_signin"), mine.get("get_alone")
-    if during is None:
-        result.append(Goal(text, "not measured", "-"))
-    else:
-        measured = f"p99 {during.p99_ms:.1f} ms" + (
-            f" (alone: {alone.p99_ms:.1f} ms)" if alone else ""
-        )
-        met = during.p99_ms < SIGNIN_P99_MS and during.errors == 0
-        result.append(Goal(text, "met" if met else "not met", measured))
+    result.append(_signin_goal(text, mine.get("get_during_signin"), mine.get("get_alone")))
     return result
+
+
+def _signin_goal(text: str, during: Summary | None, alone: Summary | None) -> Goal:
+    if during is None:
+        return Goal(text, "not measured", "-")
+    if not during.requests_per_s:
+        return Goal(text, "not met", "no GET answered while the sign-ins ran")
+    measured = f"p99 {during.p99_ms:.1f} ms at {during.requests_per_s:,.0f} req/s"
+    met = during.p99_ms < SIGNIN_P99_MS and during.errors == 0
+    if alone is not None:
+        measured += f" (alone: {alone.p99_ms:.1f} ms at {alone.requests_per_s:,.0f} req/s)"
+        met = met and during.requests_per_s >= SIGNIN_KEPT_RATE * alone.requests_per_s
+    return Goal(text, "met" if met else "not met", measured)
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -225,13 +234,21 @@ def signin_markdown(runs: list[Run], rounds: int, pacing: str, note: str | None)
         if s is None:
             lines.append(f"| {title} | not measured | | | | | |")
             continue
+        if not s.requests_per_s:
+            lines.append(
+                f"| {title} | 0 | none answered | none answered | {s.cpu_percent:.0f}%"
+                f" | {rss[key] / MB:.0f} | {s.errors} |"
+            )
+            continue
         lines.append(
             f"| {title} | {s.requests_per_s:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f}"
             f" | {s.cpu_percent:.0f}% | {rss[key] / MB:.0f} | {s.errors} |"
         )
     lines += [
         "",
-        f"{pacing} Goal: p99 of the GETs during the sign-ins < {SIGNIN_P99_MS:.0f} ms."
+        f"{pacing} Goal: p99 of the GETs during the sign-ins < {SIGNIN_P99_MS:.0f} ms, at no"
+        f" less than {SIGNIN_KEPT_RATE:.0%} of their req/s alone (a GET unanswered when the run"
+        " ends is in no percentile, so a stalled server answers few)."
         " Errors: wrk's socket errors and timeouts, and answers other than 200 (and, for the"
         " sign-ins, 401 to the wrong password). The sign-ins' CPU and RSS are those sampled"
         " during the GETs beside them.",

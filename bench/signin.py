@@ -21,6 +21,7 @@ leaves it waiting, which is what the goal is about.
 
 import json
 import subprocess
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -94,3 +95,24 @@ def pacing() -> str:
         f" every answer; the sign-ins from {CLIENTS} connections without pause, the right and a"
         " wrong password in turn."
     )
+
+
+def wait_idle(url: str, under_ms: float = 50.0, timeout: float = 120.0) -> float:
+    """Wait until a lone GET of `url` is answered within `under_ms` again; seconds waited.
+
+    When wrk stops, the sign-ins it had sent are still in the server (a blocked event loop
+    has not even read that their connections closed); the next run would queue behind them.
+    """
+    started = time.monotonic()
+    with httpx.Client(timeout=timeout) as client:
+        while time.monotonic() - started < timeout:
+            sent = time.perf_counter()
+            try:
+                client.get(url)
+            except httpx.HTTPError:
+                pass
+            else:
+                if (time.perf_counter() - sent) * 1000 < under_ms:
+                    break
+            time.sleep(0.2)
+    return time.monotonic() - started
