@@ -262,8 +262,8 @@ def signin_runs(
             signing_in.kill()
             signing_in.wait()
         # wrk is gone, but the server still works through the sign-ins it had accepted: the
-        # next load must not queue behind them.
-        waited = signin.wait_idle(target.base_url + target.ready_path)
+        # next load must not compete with them.
+        waited = signin.wait_idle(target.base_url + target.ready_path, server.cpu_seconds)
         if waited > 1:
             log(f"the server took {waited:.0f} s to finish the sign-ins left in it")
     signins = report.run_from_wrk(target.key, "signin", round_, signin.parse(stdout, stderr), 0, 0)

@@ -22,6 +22,7 @@ leaves it waiting, which is what the goal is about.
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -97,22 +98,26 @@ def pacing() -> str:
     )
 
 
-def wait_idle(url: str, under_ms: float = 50.0, timeout: float = 120.0) -> float:
-    """Wait until a lone GET of `url` is answered within `under_ms` again; seconds waited.
+def wait_idle(url: str, cpu_seconds: Callable[[], float], timeout: float = 120.0) -> float:
+    """Wait until the server is idle again (under 10% of a core for 0.5 s, and a lone GET of
+    `url` answered within 50 ms); the seconds waited.
 
-    When wrk stops, the sign-ins it had sent are still in the server (a blocked event loop
-    has not even read that their connections closed); the next run would queue behind them.
+    When wrk stops, the sign-ins it had sent are still in the server: queued on a blocked
+    event loop, or hashing in worker threads while the loop answers. The next run would
+    compete with them.
     """
     started = time.monotonic()
     with httpx.Client(timeout=timeout) as client:
         while time.monotonic() - started < timeout:
+            before = cpu_seconds()
+            time.sleep(0.5)
+            if cpu_seconds() - before > 0.05:
+                continue
             sent = time.perf_counter()
             try:
                 client.get(url)
             except httpx.HTTPError:
-                pass
-            else:
-                if (time.perf_counter() - sent) * 1000 < under_ms:
-                    break
-            time.sleep(0.2)
+                continue
+            if time.perf_counter() - sent < 0.05:
+                break
     return time.monotonic() - started
