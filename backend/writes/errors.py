@@ -17,10 +17,11 @@ ProblemKind = Literal[
     "check",
     "tree_cycle",  # a row made its own ancestor
     "refused",  # a hook refused the write
+    "other",  # another rule of the database
 ]
 # Kinds that conflict with data already stored (409 in the API); the others are the
 # request's own fault (422).
-CONFLICT_KINDS = frozenset({"unique", "foreign_key", "check", "tree_cycle"})
+CONFLICT_KINDS = frozenset({"unique", "foreign_key", "check", "tree_cycle", "other"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class Problem:
     message: str
     kind: ProblemKind = "invalid"
     constraint: str | None = None
+    # Every field the rule involves, when it is several (a unique pair): `field` is the first.
+    fields: tuple[str, ...] = ()
+
+    @property
+    def location(self) -> tuple[str, ...]:
+        """The fields to show the problem next to (none: the row as a whole)."""
+        return self.fields or ((self.field,) if self.field is not None else ())
 
 
 class WriteError(Exception):

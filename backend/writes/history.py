@@ -19,14 +19,17 @@ from sqlalchemy import (
     JSON,
     Column,
     ColumnElement,
+    String,
     Table,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     func,
     insert,
     literal,
+    literal_column,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -39,8 +42,6 @@ from backend.writes.actor import Actor
 
 HISTORY: Table = HistoryEntry.__table__  # type: ignore[attr-defined]
 CHANGED = "changed"  # what a secret column's change is recorded as
-# jsonb_build_object takes at most 100 arguments: 50 fields per call, joined with ||
-_FIELDS_PER_OBJECT = 40
 
 
 def is_secret(name: str) -> bool:
@@ -87,24 +88,43 @@ def _same(old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
-def actor_value(actor: Actor) -> Any:
-    """The entry's `actor`: the label, or the user's email read in the same statement."""
-    if actor.label is not None:
-        return actor.label
-    users: Table = _users_table()
-    email = select(users.c.email).where(users.c.id == actor.user_id).scalar_subquery()
-    return func.coalesce(email, f"user:{actor.user_id}")
-
-
 @cache
-def _users_table() -> Table:
+def users_table() -> Table:
     from backend.models import User
 
     table: Table = User.__table__  # type: ignore[attr-defined]
     return table
 
 
-def entry(
+def actor_expression(label: Any, user_id: Any) -> ColumnElement[Any]:
+    """The entry's `actor`: the label given, or else the user's email, read in the same
+    statement (the API knows a caller by the id in their token)."""
+    users = users_table()
+    email = select(users.c.email).where(users.c.id == user_id).scalar_subquery()
+    return func.coalesce(label, email, literal("unknown user", String()))
+
+
+@cache
+def _insert_entry() -> Any:
+    """INSERT one entry, every value a parameter (compiled once)."""
+    columns = HISTORY.c
+    return insert(HISTORY).values(
+        at=bindparam("h_at", type_=columns.at.type),
+        actor_id=bindparam("h_actor_id", type_=columns.actor_id.type),
+        actor=actor_expression(
+            bindparam("h_actor", type_=String()),
+            bindparam("h_actor_id", type_=columns.actor_id.type),
+        ),
+        resource=bindparam("h_resource", type_=String()),
+        row_id=bindparam("h_row_id", type_=String()),
+        action=bindparam("h_action", type_=String()),
+        version=bindparam("h_version", type_=columns.version.type),
+        changes=bindparam("h_changes", type_=columns.changes.type),
+    )
+
+
+async def record(
+    db: Connection,
     *,
     at: datetime,
     actor: Actor,
@@ -113,30 +133,34 @@ def entry(
     action: str,
     version: int | None,
     changes: dict[str, Any],
-) -> dict[str, Any]:
-    """The column values of one history entry."""
-    return {
-        "at": at,
-        "actor_id": actor.user_id,
-        "actor": actor_value(actor),
-        "resource": resource,
-        "row_id": None if row_id is None else str(row_id),
-        "action": action,
-        "version": version,
-        "changes": changes,
-    }
-
-
-async def record(db: Connection, **values: Any) -> None:
-    """Insert one entry (see `entry` for the arguments), in the caller's transaction."""
-    await db.execute(insert(HISTORY).values(entry(**values)))
+) -> None:
+    """Insert one entry, in the caller's transaction."""
+    await db.execute(
+        _insert_entry(),
+        {
+            "h_at": at,
+            "h_actor_id": actor.user_id,
+            "h_actor": actor.label,
+            "h_resource": resource,
+            "h_row_id": None if row_id is None else str(row_id),
+            "h_action": action,
+            "h_version": version,
+            "h_changes": changes,
+        },
+    )
 
 
 # -- the PostgreSQL fast path: the entry built in SQL -------------------------------------
 
 
-def sql_value(expression: ColumnElement[Any], column: Column[Any]) -> ColumnElement[Any]:
+_NULL = literal_column("NULL::jsonb", JSONB)
+_EMPTY = literal_column("'{}'::jsonb", JSONB)
+
+
+def sql_value(expression: ColumnElement[Any], column: Column[Any] | None) -> ColumnElement[Any]:
     """A column's value as JSONB, as close to the API's JSON as SQL makes it cheaply."""
+    if column is None:  # link ids: an array of keys
+        return func.to_jsonb(expression)
     python_type = column_python_type(column)
     if python_type is Decimal:
         return func.to_jsonb(cast(expression, Text))  # digits as stored, as a string
@@ -150,39 +174,42 @@ def sql_value(expression: ColumnElement[Any], column: Column[Any]) -> ColumnElem
     return func.to_jsonb(expression)
 
 
-def comparable(expression: ColumnElement[Any], column: Column[Any]) -> ColumnElement[Any]:
+def comparable(expression: ColumnElement[Any], column: Column[Any] | None) -> ColumnElement[Any]:
     """An expression PostgreSQL can compare with IS DISTINCT FROM (json has no equality)."""
-    if isinstance(column.type, JSON) and not isinstance(column.type, JSONB):
+    if column is not None and isinstance(column.type, JSON) and not isinstance(column.type, JSONB):
         return cast(expression, JSONB)
     return expression
 
 
 def sql_changes(
-    pairs: Iterable[tuple[Column[Any], ColumnElement[Any] | None, ColumnElement[Any] | None]],
+    pairs: Iterable[
+        tuple[str, Column[Any] | None, ColumnElement[Any] | None, ColumnElement[Any] | None]
+    ],
 ) -> ColumnElement[Any]:
     """The entry's `changes` as one JSONB expression.
 
-    `pairs` holds (column, before, after) expressions (before None on create, after None on
-    delete); on an update, a field whose value did not change is left out.
+    `pairs` holds (field, its column or None for link ids, before, after) with before None on
+    create and after None on delete; on an update, a field whose value did not change is left
+    out, and so is, on a create, a field left null.
     """
     parts: list[ColumnElement[Any]] = []
-    for column, before, after in pairs:
-        if is_secret(column.name):
+    for name, column, before, after in pairs:
+        if is_secret(name):
             value: ColumnElement[Any] = func.to_jsonb(literal(CHANGED, Text))
         else:
             value = func.jsonb_build_array(
-                literal(None) if before is None else sql_value(before, column),
-                literal(None) if after is None else sql_value(after, column),
+                _NULL if before is None else sql_value(before, column),
+                _NULL if after is None else sql_value(after, column),
             )
-        item: ColumnElement[Any] = func.jsonb_build_object(literal(column.name, Text), value)
+        item: ColumnElement[Any] = func.jsonb_build_object(literal(name, Text), value)
         if before is not None and after is not None:
             distinct = comparable(before, column).is_distinct_from(comparable(after, column))
             item = _when(distinct, item)
-        elif before is None and after is not None:
+        elif after is not None:
             item = _when(after.is_not(None), item)
         parts.append(item)
     if not parts:
-        return cast(literal("{}"), JSONB)
+        return _EMPTY
     combined = parts[0]
     for part in parts[1:]:
         combined = combined.op("||")(part)
@@ -190,7 +217,7 @@ def sql_changes(
 
 
 def _when(condition: ColumnElement[bool], item: ColumnElement[Any]) -> ColumnElement[Any]:
-    return case((condition, item), else_=cast(literal("{}"), JSONB))
+    return case((condition, item), else_=_EMPTY)
 
 
 # -- reading ------------------------------------------------------------------------------
