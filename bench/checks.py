@@ -5,18 +5,19 @@ is tried once with the same request wrk will send, and only the scenarios that p
 """
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.targets import Target
+if TYPE_CHECKING:  # bench.targets needs psutil (the bench group); tests/bench runs without it
+    from bench.targets import Target
 
 
 class CheckFailed(Exception):
     """A target's answer to a scenario is not the agreed one."""
 
 
-def _page(target: Target, response: httpx.Response) -> tuple[list[dict[str, Any]], int]:
+def _page(target: "Target", response: httpx.Response) -> tuple[list[dict[str, Any]], int]:
     if response.status_code != 200:
         raise CheckFailed(f"HTTP {response.status_code}: {response.text[:120]}")
     body = response.json()
@@ -30,7 +31,7 @@ def _page(target: Target, response: httpx.Response) -> tuple[list[dict[str, Any]
 
 def check_scenario(
     client: httpx.Client,
-    target: Target,
+    target: "Target",
     scenario: str,
     products: int,
     category_7_total: int,

@@ -16,6 +16,18 @@ ADMIN_PAGES = {
     "list": "products list `/admin/product/list`",
     "edit": "product edit `/admin/product/edit/{id}`",
 }
+# The `signin` scenario (bench/signin.py): its runs are Runs of these scenario keys.
+SIGNIN_CLIENTS = 20
+SIGNIN_P99_MS = 50.0
+# The paced GETs beside the sign-ins must keep this share of their req/s alone: a GET still
+# unanswered when wrk stops is not in its percentiles, so a stalled server would show a p99
+# of the few GETs that got through.
+SIGNIN_KEPT_RATE = 0.8
+SIGNIN_RUNS = {
+    "get_alone": "`GET /api/products/{id}`, paced, alone",
+    "get_during_signin": f"`GET /api/products/{{id}}`, paced, during {SIGNIN_CLIENTS} sign-ins",
+    "signin": f"sign-ins `POST /api/auth/token`, {SIGNIN_CLIENTS} clients back to back",
+}
 
 
 @dataclass(frozen=True)
@@ -183,11 +195,66 @@ def goals(
         else:
             ms = timing["median_ms"]
             result.append(Goal(text, "met" if ms < 100 else "not met", f"{ms:.1f} ms median"))
+    text = f"get one during {SIGNIN_CLIENTS} concurrent sign-ins: p99 < {SIGNIN_P99_MS:.0f} ms"
+    result.append(_signin_goal(text, mine.get("get_during_signin"), mine.get("get_alone")))
     return result
+
+
+def _signin_goal(text: str, during: Summary | None, alone: Summary | None) -> Goal:
+    if during is None:
+        return Goal(text, "not measured", "-")
+    if not during.requests_per_s:
+        return Goal(text, "not met", "no GET answered while the sign-ins ran")
+    measured = f"p99 {during.p99_ms:.1f} ms at {during.requests_per_s:,.0f} req/s"
+    met = during.p99_ms < SIGNIN_P99_MS and during.errors == 0
+    if alone is not None:
+        measured += f" (alone: {alone.p99_ms:.1f} ms at {alone.requests_per_s:,.0f} req/s)"
+        met = met and during.requests_per_s >= SIGNIN_KEPT_RATE * alone.requests_per_s
+    return Goal(text, "met" if met else "not met", measured)
 
 
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
+
+
+def signin_markdown(runs: list[Run], rounds: int, pacing: str, note: str | None) -> str:
+    """The `signin` scenario's section: the paced GETs alone and during the sign-ins."""
+    lines = [f"### Sign-in under load (Tablestack, median of {rounds} rounds)", ""]
+    mine = [r for r in runs if r.target == TABLESTACK and r.scenario in SIGNIN_RUNS]
+    if not mine:
+        return "\n".join([*lines, f"Not measured: {note or 'skipped'}.", ""])
+    by_key = {s.scenario: s for s in summarize(mine)}
+    rss = {key: max(r.peak_rss_bytes for r in mine if r.scenario == key) for key in by_key}
+    lines += [
+        "| load | req/s | p50 ms | p99 ms | server CPU | peak RSS MB | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, title in SIGNIN_RUNS.items():
+        s = by_key.get(key)
+        if s is None:
+            lines.append(f"| {title} | not measured | | | | | |")
+            continue
+        if not s.requests_per_s:
+            lines.append(
+                f"| {title} | 0 | none answered | none answered | {s.cpu_percent:.0f}%"
+                f" | {rss[key] / MB:.0f} | {s.errors} |"
+            )
+            continue
+        lines.append(
+            f"| {title} | {s.requests_per_s:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f}"
+            f" | {s.cpu_percent:.0f}% | {rss[key] / MB:.0f} | {s.errors} |"
+        )
+    lines += [
+        "",
+        f"{pacing} Goal: p99 of the GETs during the sign-ins < {SIGNIN_P99_MS:.0f} ms, at no"
+        f" less than {SIGNIN_KEPT_RATE:.0%} of their req/s alone (a GET unanswered when the run"
+        " ends is in no percentile, so a stalled server answers few)."
+        " Errors: wrk's socket errors and timeouts, and answers other than 200 (and, for the"
+        " sign-ins, 401 to the wrong password). The sign-ins' CPU and RSS are those sampled"
+        " during the GETs beside them.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def markdown(
@@ -201,8 +268,9 @@ def markdown(
     goal_list: list[Goal],
     rounds: int,
     noisy: list[Run] | None = None,
+    signin_section: str = "",
 ) -> str:
-    """The results as Markdown: throughput table, memory, admin pages, the issue's targets."""
+    """The results as Markdown: throughput, memory, admin pages, sign-ins, the issue's targets."""
     by_key = {(s.target, s.scenario): s for s in summaries}
     lines = [
         f"### Throughput (median of {rounds} rounds)",
@@ -252,6 +320,8 @@ def markdown(
             )
     else:
         lines.append(f"Not measured: {admin_note or 'skipped'}.")
+    if signin_section:
+        lines += ["", signin_section.rstrip("\n")]
     lines += ["", "### The issue's targets for Tablestack", ""]
     lines += ["| target | status | measured |", "| --- | --- | --- |"]
     for g in goal_list:

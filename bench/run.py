@@ -2,8 +2,9 @@
 
 Steps: recreate and load the bench database; start the four servers (one process each);
 check every scenario's answer on every target; warm up; then round by round run each scenario
-on each target (the target order rotates every round), sampling the server's RSS and CPU;
-time the admin pages; write bench/results/results.json and results.md and print the table.
+on each target (the target order rotates every round), sampling the server's RSS and CPU, and
+Tablestack's reads during 20 sign-ins (bench/signin.py); time the admin pages; write
+bench/results/results.json and results.md and print the table.
 See bench/README.md.
 """
 
@@ -18,7 +19,8 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import admin, dataset, profiling, report
+from bench import admin, dataset, profiling, report, signin
 from bench.checks import CheckFailed, check_scenario
 from bench.targets import (
     SCENARIOS,
@@ -41,6 +43,9 @@ from bench.targets import (
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 LUA = HERE / "wrk" / "scenario.lua"
+SIGNIN_LUA = HERE / "wrk" / "signin.lua"
+# Scenarios outside wrk/scenario.lua's modes, measured on Tablestack alone.
+TABLESTACK_ONLY = {"signin": "GET one during 20 sign-ins"}
 API_EMAIL = "bench@example.com"
 ADMIN_EMAIL = "bench-admin@example.com"
 WRITES = ("create", "patch")
@@ -60,7 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default="tablestack,ceiling,flask,fastcrud", help="comma-separated keys"
     )
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated keys")
+    parser.add_argument(
+        "--scenarios", default=",".join([*SCENARIOS, *TABLESTACK_ONLY]), help="comma-separated keys"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get(
@@ -84,10 +91,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         target, _, scenario = item.partition(":")
         if scenario not in SCENARIOS or target not in args.targets.split(","):
             parser.error(f"--profile {item!r}: use TARGET:SCENARIO, e.g. tablestack:get")
-    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS) - set(TABLESTACK_ONLY)
     if unknown:
         parser.error(
-            f"unknown scenario(s) {', '.join(sorted(unknown))}; use {', '.join(SCENARIOS)}"
+            f"unknown scenario(s) {', '.join(sorted(unknown))};"
+            f" use {', '.join([*SCENARIOS, *TABLESTACK_ONLY])}"
         )
     known = [t.key for t in all_targets(args.base_port)]
     unknown = set(args.targets.split(",")) - set(known)
@@ -126,12 +134,14 @@ def run_wrk(
     args: argparse.Namespace,
     tag: str,
     volume: dataset.Volume,
+    connections: int | None = None,
+    delay_ms: int | None = None,
 ) -> dict[str, Any]:
-    """One wrk run; the parsed BENCH_RESULT line of scenario.lua."""
+    """One wrk run; the parsed BENCH_RESULT line of scenario.lua (paced with `delay_ms`)."""
     command = [
         wrk,
         f"--threads={args.threads}",
-        f"--connections={args.connections}",
+        f"--connections={connections or args.connections}",
         f"--duration={seconds}s",
         "--timeout=10s",
         f"--script={LUA}",
@@ -144,14 +154,20 @@ def run_wrk(
         str(volume.categories),
         tag,
     ]
-    if not args.no_pin:
-        command = ["taskset", "--cpu-list", "1", *command]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    env = {**os.environ, "BENCH_DELAY_MS": str(delay_ms)} if delay_ms else None
+    completed = subprocess.run(
+        pinned(command, args), capture_output=True, text=True, timeout=seconds + 60, env=env
+    )
     for line in completed.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
             return result
     raise RuntimeError(f"wrk printed no result: {completed.stderr.strip() or completed.stdout}")
+
+
+def pinned(command: list[str], args: argparse.Namespace) -> list[str]:
+    """The load generator's command, on CPU 1 unless --no-pin (the server has CPU 0)."""
+    return command if args.no_pin else ["taskset", "--cpu-list", "1", *command]
 
 
 def own_cpu_seconds() -> float:
@@ -174,17 +190,29 @@ def measured_run(
 ) -> report.Run:
     """One measured wrk run with the server's peak RSS and everyone's CPU during it."""
     target = server.target
+    return sampled_run(
+        server,
+        scenario,
+        round_,
+        lambda: run_wrk(
+            wrk, target, scenario, token, args.duration, args, f"r{round_}{target.key}", volume
+        ),
+    )
+
+
+def sampled_run(
+    server: Server, scenario: str, round_: int, load: Callable[[], dict[str, Any]]
+) -> report.Run:
+    """`load()` (a wrk run's result) with the server's peak RSS and everyone's CPU during it."""
     before = (server.cpu_seconds(), own_cpu_seconds(), busy_cpu_seconds())
     with LoadSampler(server) as sampler:
-        result = run_wrk(
-            wrk, target, scenario, token, args.duration, args, f"r{round_}{target.key}", volume
-        )
+        result = load()
     server_cpu = server.cpu_seconds() - before[0]
     postgres_cpu = sampler.postgres_cpu
     bench_cpu = own_cpu_seconds() - before[1]  # wrk and this driver's sampling
     busy = busy_cpu_seconds() - before[2]
     return report.run_from_wrk(
-        target.key,
+        server.target.key,
         scenario,
         round_,
         result,
@@ -193,6 +221,61 @@ def measured_run(
         postgres_cpu,
         busy - server_cpu - postgres_cpu - bench_cpu,
     )
+
+
+def signin_runs(
+    wrk: str,
+    server: Server,
+    token: str,
+    round_: int,
+    args: argparse.Namespace,
+    volume: dataset.Volume,
+    password: str,
+) -> list[report.Run]:
+    """The `signin` scenario's round: paced GETs alone, then beside 20 clients signing in."""
+    target = server.target
+
+    def gets() -> dict[str, Any]:
+        return run_wrk(
+            wrk,
+            target,
+            "get",
+            token,
+            args.duration,
+            args,
+            f"s{round_}",
+            volume,
+            connections=signin.GET_CONNECTIONS,
+            delay_ms=signin.GET_DELAY_MS,
+        )
+
+    alone = sampled_run(server, "get_alone", round_, gets)
+    seconds = args.duration + 2 * signin.LEAD_S
+    command = signin.command(wrk, str(SIGNIN_LUA), target.base_url, seconds, API_EMAIL, password)
+    signing_in = signin.start(pinned(command, args))
+    try:
+        time.sleep(signin.LEAD_S)  # every sign-in client is busy before the GETs start
+        during = sampled_run(server, "get_during_signin", round_, gets)
+        stdout, stderr = signing_in.communicate(timeout=seconds + 60)
+    finally:
+        if signing_in.poll() is None:
+            signing_in.kill()
+            signing_in.wait()
+        # wrk is gone, but the server still works through the sign-ins it had accepted: the
+        # next load must not compete with them.
+        waited = signin.wait_idle(target.base_url + target.ready_path, server.cpu_seconds)
+        if waited > 1:
+            log(f"the server took {waited:.0f} s to finish the sign-ins left in it")
+    signins = report.run_from_wrk(target.key, "signin", round_, signin.parse(stdout, stderr), 0, 0)
+    # The server's RSS and CPU were sampled during the GETs, which the sign-ins span.
+    signins = replace(
+        signins,
+        peak_rss_bytes=during.peak_rss_bytes,
+        cpu_percent=during.cpu_percent,
+        postgres_cpu_percent=during.postgres_cpu_percent,
+        other_cpu_percent=during.other_cpu_percent,
+    )
+    return [alone, during, signins]
 
 
 def profile_run(
@@ -277,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.targets.split(",")
     targets = [t for t in all_targets(args.base_port) if t.key in wanted]
     scenarios = {k: v for k, v in SCENARIOS.items() if k in args.scenarios.split(",")}
+    signin_wanted = "signin" in args.scenarios.split(",")
+    signin_note: str | None = None
     password = secrets.token_urlsafe(16)
     env = {
         "ENVIRONMENT": "production",
@@ -347,12 +432,22 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"{target.label} / {scenario}: check failed: {exc}")
                     else:
                         runnable.setdefault(target.key, []).append(scenario)
+                if target.key == "tablestack" and signin_wanted:
+                    try:
+                        signin.check(client, API_EMAIL, password)
+                    except (CheckFailed, httpx.HTTPError, ValueError) as exc:
+                        signin_note = f"wrong answer: {exc}"
+                        log(f"{target.label} / signin: check failed: {exc}")
+                    else:
+                        runnable.setdefault(target.key, []).append("signin")
             asyncio.run(dataset.restore(args.database_url, volume.products))
 
         active = [t for t in targets if t.key in runnable]
         log("warming up ...")
         for target in active:
             for scenario in runnable[target.key]:
+                if scenario not in SCENARIOS:
+                    continue  # signin: its GETs are warmed up by `get`, its sign-ins need none
                 run_wrk(wrk, target, scenario, token, args.warmup, args, "w" + target.key, volume)
                 if scenario in WRITES:
                     asyncio.run(dataset.restore(args.database_url, volume.products))
@@ -378,6 +473,23 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     if scenario in WRITES:
                         asyncio.run(dataset.restore(args.database_url, volume.products))
+
+        # After the other scenarios' rounds: the sign-ins leave argon2's memory in the server's
+        # RSS, which the memory goal of the CRUD scenarios must not see.
+        for round_ in (
+            range(1, args.rounds + 1) if "signin" in runnable.get("tablestack", []) else []
+        ):
+            for run in signin_runs(
+                wrk, servers["tablestack"], token, round_, args, volume, password
+            ):
+                runs.append(run)
+                log(
+                    f"round {round_}/{args.rounds} signin {run.scenario:<17} "
+                    f"{run.requests_per_s:7,.0f} req/s  p50 {run.p50_ms:6.1f} ms  "
+                    f"p99 {run.p99_ms:6.1f} ms  rss {run.peak_rss_bytes / report.MB:4.0f} MB  "
+                    f"cpu {run.cpu_percent:3.0f}%"
+                    + (f"  ERRORS {run.errors}" if run.errors else "")
+                )
 
         for item in args.profile:
             key, _, scenario = item.partition(":")
@@ -405,9 +517,18 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
 
     summaries = report.summarize(runs)
-    rss = report.peak_rss(runs)
+    # Peak RSS of the CRUD scenarios: argon2 takes 64 MiB per verification in flight, so the
+    # sign-ins' peak is shown in their own section rather than against the 150 MB goal.
+    rss = report.peak_rss([r for r in runs if r.scenario in SCENARIOS])
     goal_list = report.goals(summaries, rss, admin_results)
     labels = {t.key: t.label for t in targets}
+    if signin_wanted and signin_note is None and "tablestack" not in runnable:
+        signin_note = unavailable.get("tablestack", "Tablestack not among the targets")
+    signin_section = (
+        report.signin_markdown(runs, args.rounds, signin.pacing(), signin_note)
+        if signin_wanted
+        else ""
+    )
     table = report.markdown(
         summaries,
         labels,
@@ -419,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         goal_list,
         args.rounds,
         report.noisy_runs(runs),
+        signin_section,
     )
     meta = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -436,12 +558,17 @@ def main(argv: list[str] | None = None) -> int:
             "products": volume.products,
             "categories": volume.categories,
             "customers": volume.customers,
+            "signin": {
+                "clients": signin.CLIENTS,
+                "get_connections": signin.GET_CONNECTIONS,
+                "get_delay_ms": signin.GET_DELAY_MS,
+            },
         },
     }
     document = {
         "meta": meta,
         "targets": labels,
-        "scenarios": scenarios,
+        "scenarios": {**scenarios, **(TABLESTACK_ONLY if signin_wanted else {})},
         "unavailable": unavailable,
         "summaries": [asdict(s) for s in summaries],
         "peak_rss_bytes": rss,

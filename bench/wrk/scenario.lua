@@ -6,6 +6,17 @@
 --   categories  category ids are 1..categories (filter, create)
 --   tag       makes this run's SKUs unique (create)
 -- done() prints one line: BENCH_RESULT {json}, read by bench/run.py.
+-- The environment variable BENCH_DELAY_MS, when set, paces every connection: it waits that
+-- many ms after each response before its next request (the `signin` scenario's steady GETs).
+-- It is read here, at load time, because wrk decides whether a script has a delay() before it
+-- calls init(); left unset, no delay() exists and the scenarios run flat out as before.
+
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if delay_ms then
+  function delay()
+    return delay_ms
+  end
+end
 
 local thread_counter = 0
 local threads = {}
