@@ -13,7 +13,12 @@ from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from backend.auth.passwords import check_password_strength, hash_password, verify_password
+from backend.auth.passwords import (
+    check_password_strength,
+    hash_password,
+    hash_password_off_loop,
+    verify_password_off_loop,
+)
 from backend.auth.schemas import UserCreate
 from backend.config import Settings
 from backend.db import Database
@@ -47,7 +52,7 @@ async def upsert_user(
             if existing is not None and not update:
                 raise UserError(f"user {payload.email} already exists (use --update to change it)")
             user = existing or User(email=payload.email, hashed_password="")
-            user.hashed_password = await run_in_threadpool(hash_password, payload.password)
+            user.hashed_password = await hash_password_off_loop(payload.password)
             user.role = payload.role
             user.is_active = True
             if payload.full_name is not None:
@@ -79,15 +84,15 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     await session.commit()  # the session keeps `user` loaded (expire_on_commit=False)
     if user is None:
         # check against a stand-in hash, so an unknown email takes as long as a wrong password
-        await run_in_threadpool(_verify_against_dummy, password)
+        await verify_password_off_loop(password, await _dummy_hash_off_loop())
         return None
-    if not await run_in_threadpool(verify_password, password, user.hashed_password):
+    if not await verify_password_off_loop(password, user.hashed_password):
         return None
     return user if user.is_active else None
 
 
-def _verify_against_dummy(password: str) -> None:
-    verify_password(password, _dummy_hash())
+async def _dummy_hash_off_loop() -> str:
+    return await run_in_threadpool(_dummy_hash)
 
 
 _DUMMY_LOCK = threading.Lock()

@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from anyio import to_thread
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column
 
-from backend.auth.passwords import hash_password
+from backend.auth import passwords
 from backend.crud.query import ParameterError, check_text
 from backend.crud.schemas import derive_schemas, integer_bounds
 from backend.registry import ResourceOptions, column_python_type, data_columns
@@ -63,7 +62,7 @@ class ColumnValues:
             return
         password = values.pop("password")
         if password is not None:
-            values["hashed_password"] = await to_thread.run_sync(hash_password, password)
+            values["hashed_password"] = await passwords.hash_password_off_loop(password)
 
     def for_insert(self, values: dict[str, Any]) -> dict[str, Any]:
         """The INSERT's columns: `values` plus the table's defaults for what it leaves out.

@@ -167,7 +167,7 @@ async def test_no_password_is_hashed_for_a_caller_who_may_not_write(
         hashed.append(password)
         return hash_password(password)
 
-    monkeypatch.setattr("backend.writes.values.hash_password", counting)
+    monkeypatch.setattr("backend.auth.passwords.hash_password", counting)
     admin_id = accounts[Role.admin].id
     body = {"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "a-long-password"}
     for role in (Role.viewer, Role.editor):
