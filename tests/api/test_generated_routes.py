@@ -28,6 +28,7 @@ from backend.crud.generator import SQLModelCRUDRouter
 from backend.crud.operation import GeneratedRoutes
 from backend.db import create_engine
 from backend.main import create_app
+from backend.writes.history import HISTORY
 from backend.models import Category, Product, ProductTag, Role, Tag, User
 from backend.registry import registry
 from tests.api.conftest import Account, Rows
@@ -646,3 +647,6 @@ async def test_a_conflict_does_not_poison_the_pooled_connection(
             await connection.execute(delete(tags).where(tags.c.name == f"pooled-{suffix}"))
             await connection.execute(delete(categories).where(categories.c.id == category_id))
             await connection.execute(delete(users).where(users.c.id == user_id))
+            # and the history of what it wrote, which would otherwise show in the history of
+            # a later test's row given the same id
+            await connection.execute(delete(HISTORY).where(HISTORY.c.actor_id == user_id))
