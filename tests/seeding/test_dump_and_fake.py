@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.auth.passwords import verify_password
-from backend.db import metadata
 from backend.seeding.dumper import dump_set
 from backend.seeding.fake import FAKE_PASSWORD, generate_fake
 from backend.seeding.format import SeedError
@@ -38,8 +37,8 @@ async def test_dump_then_load_into_an_empty_database_reproduces_the_data(
 
     await load_set(other_engine, dumped)
     source, copy = await natural_snapshot(seed_engine), await natural_snapshot(other_engine)
-    for table in metadata.sorted_tables:  # table by table, for a readable failure
-        assert copy[table.name] == source[table.name], table.name
+    for name in source:  # table by table, for a readable failure
+        assert copy[name] == source[name], name
     assert len(copy["product_tags"]) > 0
 
     products = yaml.safe_load((dumped / "products.yaml").read_text())
