@@ -9,6 +9,7 @@ import threading
 from functools import lru_cache
 
 from pydantic import ValidationError
+from sqlalchemy import select as core_select
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -16,13 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from backend.auth.passwords import (
     check_password_strength,
     hash_password,
-    hash_password_off_loop,
     verify_password_off_loop,
 )
 from backend.auth.schemas import UserCreate
 from backend.config import Settings
 from backend.db import Database
 from backend.models import Role, User
+from backend.registry import registry
+from backend.writes.actor import CLI
+from backend.writes.errors import WriteError
+from backend.writes.service import writer_for
 
 
 class UserError(Exception):
@@ -38,7 +42,11 @@ async def upsert_user(
     full_name: str | None = None,
     update: bool = False,
 ) -> bool:
-    """Create the user, or with `update` change an existing one; True when created."""
+    """Create the user, or with `update` change an existing one; True when created.
+
+    Written through the users' Writer as the `cli` actor: the history records the change
+    (the password as "changed"), and the password is hashed off the event loop.
+    """
     try:
         check_password_strength(password)
         payload = UserCreate(email=email, password=password, role=role, full_name=full_name)
@@ -47,21 +55,38 @@ async def upsert_user(
     database = Database(settings)
     database.start()
     try:
-        async with database.api_sessions() as session:
-            existing = (await session.exec(select(User).where(User.email == payload.email))).first()
-            if existing is not None and not update:
-                raise UserError(f"user {payload.email} already exists (use --update to change it)")
-            user = existing or User(email=payload.email, hashed_password="")
-            user.hashed_password = await hash_password_off_loop(payload.password)
-            user.role = payload.role
-            user.is_active = True
-            if payload.full_name is not None:
-                user.full_name = payload.full_name
-            session.add(user)
-            await session.commit()
-            return existing is None
+        writer = writer_for(registry.for_model(User), database.engine.dialect.name)
+        users = writer.table
+        async with database.api_connection() as db:
+            existing = await db.scalar(
+                core_select(users.c.id).where(users.c.email == payload.email)
+            )
+            try:
+                if existing is None:
+                    await writer.create(db, payload.model_dump(), CLI)
+                    return True
+                if not update:
+                    raise UserError(
+                        f"user {payload.email} already exists (use --update to change it)"
+                    )
+                changes = payload.model_dump(include={"password", "role", "full_name"})
+                if payload.full_name is None:
+                    del changes["full_name"]
+                await writer.update(db, existing, {**changes, "is_active": True}, CLI)
+                return False
+            except WriteError as exc:
+                raise UserError(_write_problem(payload.email, exc)) from None
     finally:
         await database.dispose()
+
+
+def _write_problem(email: str, exc: WriteError) -> str:
+    problem = exc.problems[0]
+    if problem.kind == "unique":  # created by someone else meanwhile
+        return f"user {email} already exists (use --update to change it)"
+    if problem.field is None or problem.message.startswith(f"{problem.field}:"):
+        return problem.message
+    return f"{problem.field}: {problem.message}"
 
 
 def _first_error(exc: ValueError | ValidationError) -> str:

@@ -319,11 +319,21 @@ class AsyncpgConnection(Connection):
 
 
 class SQLAlchemyConnection(Connection):
-    """A SQLAlchemy `AsyncConnection` (SQLite, or any dialect without a direct path)."""
+    """A SQLAlchemy `AsyncConnection` (SQLite, or any dialect without a direct path).
 
-    def __init__(self, connection: AsyncConnection, *, joined: bool) -> None:
+    Joined to a transaction the caller holds, each call or `atomic()` block runs in a
+    savepoint, so that a failed statement leaves the caller's transaction usable. A caller
+    that rolls the whole transaction back on any error (a seed load) passes
+    `savepoints=False` and saves the SAVEPOINT and RELEASE round trips of every call; a
+    failed statement then fails that whole transaction (on PostgreSQL nothing more runs in it).
+    """
+
+    def __init__(
+        self, connection: AsyncConnection, *, joined: bool, savepoints: bool = True
+    ) -> None:
         self._connection = connection
         self._joined = joined
+        self._savepoints = savepoints
 
     async def _execute(self, statement: ClauseElement, params: Any) -> Any:
         return await self._connection.execute(statement, params)  # type: ignore[call-overload]
@@ -349,6 +359,9 @@ class SQLAlchemyConnection(Connection):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         if self._joined:
+            if not self._savepoints:  # the caller's transaction is the unit: nothing to add
+                yield
+                return
             async with self._connection.begin_nested():
                 yield
             return

@@ -35,9 +35,10 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     from pwdlib.hashers.argon2 import Argon2Hasher
 
     from backend.seeding import fake, loader
+    from backend.writes import values
 
     cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(loader, "hash_password", cheap.hash)
+    monkeypatch.setattr(values, "hash_password", cheap.hash)  # the Writer's, for seed loads
     monkeypatch.setattr(fake, "hash_password", cheap.hash)
     monkeypatch.setattr(loader, "verify_password", cheap.verify)
 

@@ -383,23 +383,19 @@ async def test_a_dump_refuses_a_cycle_and_leaves_the_folder_alone(
     assert dump_files(target) == kept
 
 
-async def test_a_value_only_the_database_refuses_names_the_row(
-    seed_engine: AsyncEngine, tmp_path: Path, backend: str
+async def test_a_value_no_database_stores_names_the_row(
+    seed_engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    """Past the schema, the database is the last check: PostgreSQL refuses a NUL character in
-    text, and the load (replayed row by row) names the row without showing SQL; SQLite keeps it."""
+    """Past the schema, the write service refuses what a database cannot store (PostgreSQL
+    refuses a NUL character in text, SQLite would keep it): the same line on both, no SQL."""
     broken = tmp_path / "broken"
     shutil.copytree(FIXTURE_SET, broken)
     _set("fx_specimens.yaml", 0, notes="a\x00b")(broken)
-    if backend == "sqlite":
-        await load_set(seed_engine, broken)
-        assert (await rows_of(seed_engine, "fx_specimens"))["quartz-1"]["notes"] == "a\x00b"
-        return
     with pytest.raises(SeedError) as caught:
         await load_set(seed_engine, broken)
     assert str(caught.value) == (
-        f"{broken}/fx_specimens.yaml row 1 (slug=quartz-1): the database refused the row: "
-        'invalid byte sequence for encoding "UTF8": 0x00'
+        f"{broken}/fx_specimens.yaml row 1 (slug=quartz-1): field notes: "
+        "must not contain NUL characters"
     )
     assert set((await row_counts(seed_engine)).values()) == {0}
 
