@@ -307,12 +307,13 @@ class ResourceView(ModelView):
                 written = await writer.update(db, row_id, values, actor, expected_version=expected)
             except VersionMismatch as exc:
                 message = await self._stale_save_message(db, form, row_id, exc.expected)
-                # Django's admin has no such check, and Directus-like "last save wins" is what
-                # this prevents; but an admin who has read which fields were changed, and by
-                # whom, may mean to replace them. The form now carries the version they were
-                # told about: saving again overwrites exactly those changes and no later ones
-                # (a third save meanwhile is refused the same way). A checkbox would add a
-                # control to every edit form that means nothing except after a conflict.
+                # Django's admin has no such check (the last save wins, silently). Here the
+                # first click over a newer version is refused; an admin who has then read who
+                # changed which fields may still mean to replace them, so the form shown again
+                # carries the version they were told about: saving again overwrites exactly
+                # the changes the message named, never later ones (a save made meanwhile is
+                # refused the same way). Chosen over an "overwrite" checkbox, which would sit
+                # on every edit form and mean nothing except after a conflict.
                 form.set_version(exc.current)
                 raise AdminWriteError(message) from None
         return await self._reloaded(written.row_id)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.exc import ProgrammingError
 from starlette.routing import Mount
 
 from backend.admin.views import ResourceView
@@ -19,6 +20,7 @@ from backend.registry import registry
 from backend.writes.errors import refuse
 from backend.writes.history import HISTORY, shown_changes
 from backend.writes.hooks import Change, Hooks
+from backend.writes.service import Writer
 from tests.admin.conftest import AdminClient
 from tests.admin.test_admin_http import field_errors
 
@@ -291,3 +293,22 @@ async def test_deleting_a_referenced_row_names_who_refers_to_it(
     assert "Cannot delete category &#39;Books&#39;: other rows still refer to it" in page.text
     assert "products.category_id" in page.text
     assert await entries(app, "categories") == []
+
+
+async def test_an_unexpected_database_error_shows_no_sql(
+    app: FastAPI, editor_client: AdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the write service lets through is logged, and the page says only that."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise ProgrammingError("INSERT INTO products (sku) VALUES ($1)", {}, Exception("boom"))
+
+    monkeypatch.setattr(Writer, "create", broken)
+    category, _, _ = await _catalog(app)
+    response = await editor_client.post("/admin/product/create", product_form(category))
+    assert response.status_code == 400
+    assert top_message(response.text) == (
+        "The change could not be saved because of an error on the server; it has been logged."
+    )
+    assert_clean(response.text)
+    assert "boom" not in response.text
