@@ -3,10 +3,15 @@ was loaded at, and a save over a newer version is refused, naming who changed wh
 with the form shown again as typed."""
 
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
+from backend.crud.connection import Connection
 from backend.models import Role, User
+from backend.writes.actor import Actor
+from backend.writes.service import Writer
 from tests.admin.conftest import AdminClient
 from tests.admin.test_admin_http import field_errors
 from tests.admin.test_writes import (
@@ -95,3 +100,27 @@ async def test_a_save_after_a_delete_says_the_row_is_gone(
     assert (await admin_client.delete(f"/admin/product/delete?pks={product.id}")).status_code == 200
     response = await editor_client.post(url, {**product_form(category), "row_version": "1"})
     assert response.status_code == 404  # SQLAdmin's own answer for an edit of no row
+
+
+async def test_a_row_deleted_while_saving_is_said_to_be_gone(
+    app: FastAPI, editor_client: AdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted between SQLAdmin loading it and the write service writing it."""
+    category, _, product = await _catalog(app)
+    update = Writer.update
+
+    async def deleted_meanwhile(
+        self: Writer, db: Connection, row_id: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        await self.delete(db, row_id, Actor("ann@example.com"))
+        return await update(self, db, row_id, *args, **kwargs)
+
+    monkeypatch.setattr(Writer, "update", deleted_meanwhile)
+    response = await editor_client.post(
+        f"/admin/product/edit/{product.id}", {**product_form(category), "row_version": "1"}
+    )
+    assert response.status_code == 400
+    assert top_message(response.text) == (
+        f"This product (id {product.id}) no longer exists: it was deleted meanwhile."
+    )
+    assert 'value="Red notebook"' in response.text
