@@ -1,4 +1,5 @@
-"""The `tablestack` command: serve, migrate, makemigrations, check, create-user, seed, dump."""
+"""The `tablestack` command: serve, migrate, makemigrations, check, create-user, seed, dump,
+prune-history."""
 
 import asyncio
 import functools
@@ -384,6 +385,38 @@ def dump(
     for name, count in rows.items():
         typer.echo(f"{name}: {count} rows")
     typer.echo(f"wrote seed set {shown_path(set_directory(set_name))}")
+
+
+@cli.command("prune-history")
+@one_line_errors
+def prune_history(
+    days: Annotated[
+        int | None,
+        typer.Option(help="Keep this many days instead of HISTORY_RETENTION_DAYS (0 keeps all)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Only count the entries that would be deleted.")
+    ] = False,
+) -> None:
+    """Delete history entries older than the retention (HISTORY_RETENTION_DAYS or --days)."""
+    from backend.db import Database
+    from backend.writes import retention
+
+    settings = _settings()
+    try:
+        keep = retention.retention_days(settings.history_retention_days, days)
+    except retention.RetentionError as exc:
+        raise CommandError(str(exc)) from None
+
+    async def run() -> retention.Pruned:
+        database = Database(settings)
+        engine = database.start()
+        try:
+            return await retention.prune_history(engine, keep, dry_run=dry_run)
+        finally:
+            await database.dispose()
+
+    typer.echo(asyncio.run(run()).describe())
 
 
 def main() -> None:

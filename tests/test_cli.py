@@ -1,12 +1,16 @@
 """The CLI reports bad input and unreachable databases as one line, never a traceback."""
 
+import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
+from backend import schema
 from backend.config import PROJECT_ROOT
 
 
@@ -93,10 +97,13 @@ def test_migrate_up_down_and_up_again_saying_what_it_applied(empty_database_url:
     """Over every branch (the project's and the fixture app's, with its native enum type on
     PostgreSQL): heads -> base -> heads, one line per revision applied or reverted."""
     env = {"DATABASE_URL": empty_database_url}
+    scripts = ScriptDirectory.from_config(schema.alembic_config(empty_database_url))
+    revisions = len(list(scripts.walk_revisions()))  # every branch's, as the files say
+    assert revisions >= 2
     up = run("migrate", env=env)
     assert up.returncode == 0, up.stderr
     lines = up.stdout.splitlines()
-    assert sorted(line.split()[0] for line in lines[:-1]) == ["applied", "applied"]
+    assert [line.split()[0] for line in lines[:-1]] == ["applied"] * revisions
     assert any(
         line.endswith("(fixture_app) fixture app: the type and shape matrix") for line in lines
     )
@@ -109,8 +116,7 @@ def test_migrate_up_down_and_up_again_saying_what_it_applied(empty_database_url:
     down = run("migrate", "base", env=env)
     assert down.returncode == 0, down.stderr
     assert [line.split()[0] for line in down.stdout.splitlines()] == [
-        "reverted",
-        "reverted",
+        *["reverted"] * revisions,
         "database",
     ]
     assert down.stdout.splitlines()[-1] == "database at base"
@@ -118,7 +124,7 @@ def test_migrate_up_down_and_up_again_saying_what_it_applied(empty_database_url:
 
     again = run("migrate", "heads", env=env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("applied ") == 2
+    assert again.stdout.count("applied ") == revisions
     one_back = run("migrate", "fixture_app@-1", env=env)
     assert one_back.stdout.startswith("reverted "), one_back.stderr
     assert run("migrate", "fixture_app@head", env=env).stdout.startswith("applied ")
@@ -136,3 +142,73 @@ def test_migrate_bad_revision_is_one_line(tmp_path: Path, revision: str, fragmen
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"}
     assert run("migrate", env=env).returncode == 0
     assert_one_line_error(run("migrate", revision, env=env), fragment)
+
+
+def _history_entries_aged(url: str, ages: tuple[int, ...]) -> None:
+    """Write one history entry per age (days before now) into the database at `url`."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from backend.config import Settings
+    from backend.db import create_engine
+    from backend.writes.actor import CLI
+    from backend.writes.history import HISTORY, entry
+
+    now = datetime.now(UTC)
+    rows = [
+        entry(
+            at=now - timedelta(days=age),
+            actor=CLI,
+            resource="tags",
+            row_id=age,
+            action="deleted",
+            version=1,
+            changes={"name": [f"tag {age}", None]},
+        )
+        for age in ages
+    ]
+
+    async def write() -> None:
+        engine = create_engine(Settings(database_url=url, environment="test"))
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(insert(HISTORY).values(rows))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
+
+
+def test_prune_history_deletes_entries_past_the_retention(empty_database_url: str) -> None:
+    """HISTORY_RETENTION_DAYS (0 keeps everything) or --days; --dry-run only counts; one line."""
+    url = empty_database_url
+    asyncio.run(schema.upgrade(url))
+    _history_entries_aged(url, (1, 10, 45, 100, 400))
+    env = {"DATABASE_URL": url}
+
+    kept = run("prune-history", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout == "history retention is 0 days: keeping every entry, nothing deleted\n"
+
+    counted = run("prune-history", "--days", "30", "--dry-run", env=env)
+    assert counted.returncode == 0, counted.stderr
+    assert re.fullmatch(
+        r"dry run, nothing deleted: 3 history entries older than \S+\+00:00 \(30 days\)\n",
+        counted.stdout,
+    )
+    assert_one_line_error(
+        run("prune-history", "--days", "-3", env=env), "--days must be 0 (keep everything) or more"
+    )
+    assert_one_line_error(
+        run("prune-history", env={**env, "HISTORY_RETENTION_DAYS": "-1"}),
+        "invalid setting HISTORY_RETENTION_DAYS",
+    )
+
+    pruned = run("prune-history", env={**env, "HISTORY_RETENTION_DAYS": "60"})
+    assert pruned.returncode == 0, pruned.stderr
+    assert re.fullmatch(r"deleted 2 history entries older than \S+ \(60 days\)\n", pruned.stdout), (
+        pruned.stdout
+    )
+    overridden = run("prune-history", "--days", "5", env={**env, "HISTORY_RETENTION_DAYS": "60"})
+    assert overridden.stdout.startswith("deleted 2 history entries older than"), overridden.stderr

@@ -14,8 +14,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from backend.auth.routes import router as auth_router
 from backend.config import Settings
 from backend.crud.errors import is_data_exception
+from backend.crud.generator import resource_routers
+from backend.crud.history_routes import history_router
 from backend.crud.operation import GeneratedRoutes, OperationRoute
-from backend.crud.router import resource_routers
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
 
@@ -29,6 +30,7 @@ def build_api_router(
     """`/api/auth/...` and `/api/<resource>` for every resource."""
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
+    api.include_router(history_router(registry, settings))
     for router in resource_routers(resources, settings):
         api.include_router(router)
     return api
@@ -39,6 +41,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     # Each router straight on the app (the same paths as `build_api_router`): FastAPI matches
     # a request by walking included routers level by level, and every level costs.
     app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(history_router(registry, settings), prefix=API_PREFIX)
     generated = GeneratedRoutes()
     for router in resource_routers(registry, settings):
         app.include_router(router, prefix=API_PREFIX)

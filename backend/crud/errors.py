@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError
 
 from backend.integrity import Violation
+from backend.writes.errors import StillReferenced, WriteError
 
 Loc = Sequence[str | int]
 Responses = dict[int | str, dict[str, Any]]
@@ -99,4 +100,55 @@ CONFLICT: Responses = {
         "model": Conflict,
         "description": "A unique, foreign-key or check rule would be broken; `loc` names the field",
     }
+}
+
+
+def from_write_error(
+    error: WriteError, *, where: str = "body"
+) -> HTTPException | RequestValidationError:
+    """A refused write as the API answers it: 409 for a conflict with stored data (unique,
+    reference, check, tree), 422 for the request's own values; `loc` names the fields."""
+    if error.conflict:
+        items = [
+            ConflictDetail(
+                loc=[where, *problem.location],
+                msg=problem.message,
+                type=problem.kind,
+                constraint=problem.constraint,
+            ).model_dump()
+            for problem in error.problems
+        ]
+        return HTTPException(status.HTTP_409_CONFLICT, items)
+    return RequestValidationError(
+        [
+            {
+                "type": "missing" if problem.kind == "missing" else "value_error",
+                "loc": (where, *problem.location),
+                "msg": problem.message,
+            }
+            for problem in error.problems
+        ]
+    )
+
+
+def still_referenced(error: StillReferenced) -> HTTPException:
+    """A 409 naming the tables whose rows still point at the row to delete."""
+    problem = error.problems[0]
+    item = ConflictDetail(loc=["path", "id"], msg=problem.message, type="foreign_key")
+    return HTTPException(status.HTTP_409_CONFLICT, [item.model_dump()])
+
+
+PRECONDITION: Responses = {
+    412: {
+        "model": Message,
+        "description": "`If-Match` names a version the row no longer has: it changed since it "
+        "was read. The current `ETag` is in the response's headers; read the row again.",
+        "headers": {
+            "ETag": {"description": "The row's current version", "schema": {"type": "string"}}
+        },
+    },
+    428: {
+        "model": Message,
+        "description": "The server requires `If-Match` on writes (setting REQUIRE_IF_MATCH)",
+    },
 }

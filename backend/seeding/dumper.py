@@ -53,7 +53,7 @@ async def dump_set(engine: AsyncEngine, directory: Path, *, force: bool = False)
             await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
             for table in seed_tables():
-                query = select(table.table)
+                query = select(*data_columns(table.table))  # not the server's row_version
                 if table.ordered_by_primary_key:
                     query = query.order_by(table.table.c[table.primary_key])
                 rows = [dict(row) for row in (await connection.execute(query)).mappings()]

@@ -19,6 +19,8 @@ server defaults are left to the database. Speed comes from four choices:
 Validation: the first rows of every table, and every 100th after, go through the same create
 schema as the API (a generator bug fails loudly); the database checks every row's uniques,
 foreign keys and check constraints.
+History: the load is one `loaded` entry per table (actor `fake`, `{"rows": n}`), written in
+the load's transaction (`backend.writes.bulk`), not one entry per row.
 """
 
 import asyncio
@@ -71,6 +73,8 @@ from backend.seeding.patterns import PatternStrings
 from backend.seeding.progress import Progress
 from backend.seeding.tables import Link, SeedTable, seed_tables
 from backend.seeding.transaction import one_transaction
+from backend.writes.actor import FAKE
+from backend.writes.bulk import record_loads
 
 # Every fake user signs in with this password (one argon2 hash is shared by all of them).
 FAKE_PASSWORD = "fake-password"
@@ -169,6 +173,9 @@ async def fake_into(
             if writing is not None:  # let the batch in flight finish before the rollback
                 await asyncio.gather(writing, return_exceptions=True)
             raise
+    # COPY goes around the write service: the load is recorded in the history here, one
+    # entry per table, in the same transaction (a failed or dry-run load leaves none).
+    await record_loads(connection, report.rows, actor=FAKE)
     return report
 
 

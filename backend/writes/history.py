@@ -123,6 +123,32 @@ def _insert_entry() -> Any:
     )
 
 
+def entry(
+    *,
+    at: datetime,
+    actor: Actor,
+    resource: str,
+    row_id: Any,
+    action: str,
+    version: int | None,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """The column values of one entry by a tool or a known user (their label given), for a
+    many-row INSERT on a SQLAlchemy connection (`backend.writes.bulk`)."""
+    if actor.label is None:
+        raise ValueError("entry(): the actor's label (an email or a tool) is required")
+    return {
+        "at": at,
+        "actor_id": actor.user_id,
+        "actor": actor.label,
+        "resource": resource,
+        "row_id": None if row_id is None else str(row_id),
+        "action": action,
+        "version": version,
+        "changes": changes,
+    }
+
+
 async def record(
     db: Connection,
     *,

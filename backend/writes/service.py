@@ -33,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    func,
     insert,
     literal,
     select,
@@ -427,6 +428,33 @@ class Writer:
             raise VersionMismatch(self.name, row_id, expected_version, int(seen))
         return Written(self.rows.record(row), row_id, int(seen))
 
+    async def delete_all(self, db: Connection, actor: Actor) -> int:
+        """Delete every row, each with its history entry (and hooks); how many there were."""
+        if self.hooks is not None:
+            ids = [row[0] for row in await db.all(select(self.pk))]
+            async with self._errors(db, None), db.atomic():
+                for row_id in ids:
+                    await self._delete_in_transaction(db, row_id, actor, None)
+            return len(ids)
+        at = self.clock()
+        async with self._errors(db, None), db.atomic():
+            if self.postgres:
+                return int(await db.scalar(self._fast_delete_all(), self._entry_parameters(actor)))
+            gone = await db.all(delete(self.table).returning(*self._returned))
+            fields = [*self.columns, *self.links]
+            for row in gone:
+                await history.record(
+                    db,
+                    at=at,
+                    actor=actor,
+                    resource=self.name,
+                    row_id=row[self._pk_index],
+                    action="deleted",
+                    version=int(row[-1]),
+                    changes=history.diff(self._full(row), None, fields),
+                )
+            return len(gone)
+
     # -- PostgreSQL's one-statement writes ---------------------------------------------------
 
     def _entry_parameters(self, actor: Actor) -> dict[str, Any]:
@@ -551,6 +579,21 @@ class Writer:
                 .add_cte(log)
             )
             self._fast[shape] = statement
+        return statement
+
+    def _fast_delete_all(self) -> Select[Any]:
+        """DELETE every row and add an entry for each; the count."""
+        statement = self._fast.get(("delete-all",))
+        if statement is None:
+            gone = delete(self.table).returning(*self._returned).cte("tablestack_gone")
+            returned = list(gone.c)
+            changes = history.sql_changes(
+                (name, self.columns.get(name), returned[i], None)
+                for i, name in enumerate(self._returned_names)
+            )
+            log = self._log(gone, "deleted", changes, gone.c[self.version.name])
+            statement = select(func.count()).select_from(gone).add_cte(log)
+            self._fast[("delete-all",)] = statement
         return statement
 
     # -- checks -----------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.config import Settings
 from backend.crud import rows as rows_module
+from backend.crud.generator import SQLModelCRUDRouter
 from backend.crud.operation import ArgumentReader
-from backend.crud.router import SQLModelCRUDRouter
 from backend.crud.schemas import derive_schemas, integer_bounds
 from backend.registry import ResourceOptions, client_chosen_primary_key, registry
 from tests.api.samples import FullRows

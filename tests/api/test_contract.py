@@ -1019,3 +1019,83 @@ async def test_decimal_filters_compare_exactly_whatever_the_column_precision(
         assert (
             await client.get(f"/api/{name}", params={field: "NaN"}, headers=admin)
         ).status_code == 422
+
+
+# History and versions ----------------------------------------------------------------------
+
+
+def _changeable_field(name: str, original: dict[str, Any], fresh: dict[str, Any]) -> str:
+    """A field PATCH can change to a value that differs (not a key, reference or read-only)."""
+    resource = resource_of(name)
+    foreign_keys = {c.name for c in resource.table.columns if c.foreign_keys}
+    return next(
+        f
+        for f in derive_schemas(resource).update.model_fields
+        if f in original
+        and f not in foreign_keys
+        and f != pk(name)
+        and f not in read_only_fields(resource)
+        and not same(name, f, original[f], fresh.get(f))
+    )
+
+
+@over()
+async def test_history_records_each_change_with_its_values_as_the_api_shows_them(
+    name: str, client: AsyncClient, rows: Rows, accounts: dict[Role, Account]
+) -> None:
+    admin = accounts[Role.admin]
+    created = await rows.create(name)
+    item = f"/api/{name}/{created[pk(name)]}"
+    field = _changeable_field(name, created, await rows.payload(name))
+    fresh = (await rows.payload(name))[field]
+    patched = (await client.patch(item, json={field: fresh}, headers=admin.headers)).json()
+    assert (await client.delete(item, headers=admin.headers)).status_code == 200
+
+    response = await client.get(f"{item}/history", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-total-count"] == "3"
+    deleted, updated, made = response.json()
+    assert [made["action"], updated["action"], deleted["action"]] == [
+        "created",
+        "updated",
+        "deleted",
+    ]
+    assert {e["actor"] for e in (made, updated, deleted)} == {admin.email}
+    assert [made["version"], updated["version"], deleted["version"]] == [1, 2, 2]
+    # every value the row was created with, exactly as the API wrote it (null ones left out)
+    shown = {f: v for f, v in created.items() if v is not None and v != []}
+    assert {f: v[1] for f, v in made["changes"].items() if f in created} == shown
+    assert updated["changes"] == {field: [created[field], patched[field]]}
+    assert {f: v[0] for f, v in deleted["changes"].items() if f in patched} == {
+        f: v for f, v in patched.items() if v is not None and v != []
+    }
+
+
+@over()
+async def test_get_answers_an_etag_and_writes_honour_if_match(
+    name: str, client: AsyncClient, rows: Rows, admin: dict[str, str]
+) -> None:
+    created = await rows.create(name)
+    item = f"/api/{name}/{created[pk(name)]}"
+    fetched = await client.get(item, headers=admin)
+    assert fetched.headers["etag"] == '"1"'
+    unchanged = await client.get(item, headers={**admin, "If-None-Match": '"1"'})
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    field = _changeable_field(name, created, await rows.payload(name))
+    fresh = (await rows.payload(name))[field]
+
+    patched = await client.patch(
+        item, json={field: fresh}, headers={**admin, "If-Match": fetched.headers["etag"]}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["etag"] == '"2"'
+    stale = await client.patch(
+        item, json={field: created[field]}, headers={**admin, "If-Match": '"1"'}
+    )
+    assert stale.status_code == 412, stale.text
+    assert stale.headers["etag"] == '"2"'
+    assert (await client.get(item, headers=admin)).json() == patched.json()  # nothing lost
+    assert (await client.delete(item, headers={**admin, "If-Match": '"1"'})).status_code == 412
+    history = await client.get(f"{item}/history", headers=admin)
+    assert [e["action"] for e in history.json()] == ["updated", "created"]  # none for a 412
+    assert (await client.delete(item, headers={**admin, "If-Match": '"2"'})).status_code == 200

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backend.auth.passwords import hash_password
 from backend.auth.tokens import create_access_token
 from backend.config import Settings
+from backend.crud.generator import SQLModelCRUDRouter
 from backend.crud.operation import GeneratedRoutes
-from backend.crud.router import SQLModelCRUDRouter
 from backend.db import create_engine
 from backend.main import create_app
 from backend.models import Category, Product, ProductTag, Role, Tag, User
@@ -167,7 +167,7 @@ async def test_no_password_is_hashed_for_a_caller_who_may_not_write(
         hashed.append(password)
         return hash_password(password)
 
-    monkeypatch.setattr("backend.crud.router.hash_password", counting)
+    monkeypatch.setattr("backend.crud.write_handlers.hash_password", counting)
     admin_id = accounts[Role.admin].id
     body = {"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "a-long-password"}
     for role in (Role.viewer, Role.editor):

@@ -1,5 +1,6 @@
 """Dump -> load round trips, and fake rows that keep every constraint."""
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -7,15 +8,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.auth.passwords import verify_password
-from backend.db import metadata
+from backend.registry import VERSION_COLUMN
+from backend.seeding import fake
 from backend.seeding.dumper import dump_set
 from backend.seeding.fake import FAKE_PASSWORD, generate_fake
 from backend.seeding.format import SeedError
 from backend.seeding.loader import load_set
 from backend.seeding.tables import seed_table, seed_tables
+from backend.writes.actor import FAKE
+from backend.writes.bulk import record_loads
+from backend.writes.history import HISTORY
 from tests.seeding.conftest import (
     DEMO,
     empty_all_tables,
@@ -38,12 +43,14 @@ async def test_dump_then_load_into_an_empty_database_reproduces_the_data(
 
     await load_set(other_engine, dumped)
     source, copy = await natural_snapshot(seed_engine), await natural_snapshot(other_engine)
-    for table in metadata.sorted_tables:  # table by table, for a readable failure
-        assert copy[table.name] == source[table.name], table.name
+    assert set(copy) == set(source)
+    for name in source:  # table by table, for a readable failure
+        assert copy[name] == source[name], name
     assert len(copy["product_tags"]) > 0
 
     products = yaml.safe_load((dumped / "products.yaml").read_text())
     assert "id" not in products[0] and "category_id" not in products[0]
+    assert "row_version" not in products[0]
     assert products[0]["sku"] == "LAMP-001" and products[0]["category"] == "lamps"
     assert products[0]["tags"] == ["bestseller", "dimmable", "led"]
     users = yaml.safe_load((dumped / "users.yaml").read_text())
@@ -111,6 +118,7 @@ async def test_the_same_random_seed_gives_the_same_rows(seed_engine: AsyncEngine
     first = await natural_snapshot(seed_engine)
     await generate_fake(seed_engine, rows=30, random_seed=7, dry_run=True)
     assert await natural_snapshot(seed_engine) == first  # a dry run writes nothing
+    assert len(await history(seed_engine)) == len(seed_tables())  # not even history
     await empty_all_tables(seed_engine)
     await generate_fake(seed_engine, rows=30, random_seed=7)
     second = await natural_snapshot(seed_engine)
@@ -144,3 +152,88 @@ async def test_fake_rows_skip_numbers_that_existing_rows_hold(seed_engine: Async
         skus = list(await connection.scalars(select(products.c.sku).order_by(products.c.sku)))
     assert len(skus) == len(set(skus)) == 15
     assert skus[0] == "SKU-000006" and skus[-1] == "SKU-000020"
+
+
+async def history(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every history entry, oldest first."""
+    async with engine.connect() as connection:
+        result = await connection.execute(select(HISTORY).order_by(HISTORY.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+async def row_versions(engine: AsyncEngine) -> set[int]:
+    """Every row_version of every registered table's rows."""
+    versions: set[int] = set()
+    async with engine.connect() as connection:
+        for table in seed_tables():
+            versions |= set(await connection.scalars(select(table.table.c[VERSION_COLUMN])))
+    return versions
+
+
+async def test_a_fake_load_is_one_history_entry_per_table(seed_engine: AsyncEngine) -> None:
+    """COPY goes around the write service, but the load is in the history: one `loaded`
+    entry per table, by `fake`, with the row count, committed with the rows."""
+    started = dt.datetime.now(dt.UTC)
+    report = await generate_fake(seed_engine, rows=12, random_seed=4)
+    finished = dt.datetime.now(dt.UTC)
+    entries = await history(seed_engine)
+    assert [e["resource"] for e in entries] == [t.name for t in seed_tables()]
+    for entry in entries:
+        assert entry["action"] == "loaded" and entry["changes"] == {"rows": 12}
+        assert entry["actor"] == FAKE.label == "fake" and entry["actor_id"] is None
+        assert entry["row_id"] is None and entry["version"] is None
+        assert started <= entry["at"] <= finished
+    assert report.rows == {e["resource"]: e["changes"]["rows"] for e in entries}
+    assert await row_versions(seed_engine) == {1}  # new rows take the server's default
+
+    await generate_fake(seed_engine, rows=3, tables=["tags"], random_seed=5)
+    latest = (await history(seed_engine))[-1]
+    assert (latest["resource"], latest["changes"]) == ("tags", {"rows": 3})
+    assert len(await history(seed_engine)) == len(entries) + 1
+
+
+async def test_a_failed_fake_load_leaves_no_history_entry(
+    seed_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entries are written in the load's transaction: when the load fails after writing
+    them (here: right after), its rows and its entries are rolled back together."""
+    written: list[int] = []
+
+    async def record_then_fail(connection: AsyncConnection, *args: Any, **kwargs: Any) -> int:
+        count = await record_loads(connection, *args, **kwargs)
+        written.append(count)
+        raise SeedError("the load failed after its history was written")
+
+    monkeypatch.setattr(fake, "record_loads", record_then_fail)
+    with pytest.raises(SeedError, match="after its history was written"):
+        await generate_fake(seed_engine, rows=10, tables=["categories", "tags"])
+    assert written == [2]
+    assert set((await row_counts(seed_engine)).values()) == {0}  # no rows, no entries
+    monkeypatch.undo()
+
+    # a load refused half-way (products need categories) leaves none either
+    with pytest.raises(SeedError, match="cannot fake products"):
+        await generate_fake(seed_engine, rows=5, tables=["tags", "products"])
+    assert await history(seed_engine) == []
+
+
+async def test_the_row_version_is_the_servers_not_the_seed_sets(
+    seed_engine: AsyncEngine, other_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A dump carries no row_version (the database numbers each row's changes itself), and a
+    load inserts rows without one: every loaded row starts at version 1."""
+    await load_set(seed_engine, DEMO)
+    await generate_fake(seed_engine, rows=5, random_seed=6)
+    products = seed_table("products").table
+    async with seed_engine.begin() as connection:
+        await connection.execute(products.update().values({VERSION_COLUMN: 7}))
+    dumped = tmp_path / "dumped"
+    await dump_set(seed_engine, dumped)
+    for path in sorted(dumped.glob("*.yaml")):
+        for row in yaml.safe_load(path.read_text()):
+            assert VERSION_COLUMN not in row, path.name
+
+    assert await row_versions(seed_engine) == {1, 7}
+    report = await load_set(other_engine, dumped)
+    assert report.tables["products"].created == 35
+    assert await row_versions(other_engine) == {1}

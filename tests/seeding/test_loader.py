@@ -150,6 +150,10 @@ BROKEN = {
         _set_row("categories.yaml", 1, colour="red"),
         "categories.yaml row 2 (slug=desks): field colour: Extra inputs are not permitted",
     ),
+    "the server's row version": (
+        _set_row("products.yaml", 0, row_version=3),
+        "products.yaml row 1 (sku=LAMP-001): field row_version: Extra inputs are not permitted",
+    ),
     "unknown reference": (
         _set_row("products.yaml", 4, category="sofas"),
         "products.yaml row 5 (sku=LAMP-005): field category: no categories row with slug=sofas",

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from backend.crud.connection import Connection
 from backend.crud.schemas import derive_schemas
-from backend.models.history import HistoryEntry
 from backend.registry import registry
 from backend.writes.actor import CLI, Actor
 from backend.writes.errors import RowNotFound, StillReferenced, VersionMismatch, WriteError, refuse
@@ -220,4 +219,4 @@ async def test_unknown_rows(db: Connection, backend: str) -> None:
         await writer("products", backend).delete(db, 987654, CLI)
     with pytest.raises(RowNotFound):
         await writer("products", backend).update(db, 987654, {"stock": 1}, CLI)
-    assert await db.scalar(select(HistoryEntry.id).where(HistoryEntry.row_id == "987654")) is None
+    assert await db.scalar(select(HISTORY.c.id).where(HISTORY.c.row_id == "987654")) is None
