@@ -3,6 +3,7 @@ entry naming the signed-in admin, a refused save leaves none and says why next t
 (never SQL), a table's hooks refuse admin saves as they refuse the API's."""
 
 import dataclasses
+import html
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,6 +24,7 @@ from backend.writes.hooks import Change, Hooks
 from backend.writes.service import Writer
 from tests.admin.conftest import AdminClient
 from tests.admin.test_admin_http import field_errors
+from tests.fixture_app.hooks import REFUSED_NAME
 
 _ALERT = re.compile(r'<div class="alert alert-danger" role="alert">(.*?)</div>', re.S)
 _VERSION = re.compile(r'<input[^>]*name="row_version"[^>]*value="(\d+)"')
@@ -39,13 +41,18 @@ async def entries(app: FastAPI, resource: str, row_id: Any = None) -> list[dict[
     return [dict(zip(HISTORY.columns.keys(), row, strict=True)) for row in rows]
 
 
-def top_message(html: str) -> str:
+def top_message(page: str) -> str:
     """The messages at the top of a form page, as text."""
-    return " ".join(re.sub(r"<[^>]+>", " ", m).strip() for m in _ALERT.findall(html))
+    return " ".join(re.sub(r"<[^>]+>", " ", m).strip() for m in _ALERT.findall(page))
 
 
-def version_in(html: str) -> str:
-    match = _VERSION.search(html)
+def shown_errors(page: str) -> dict[str, list[str]]:
+    """`field_errors` as the reader sees them (HTML entities decoded)."""
+    return {k: [html.unescape(m) for m in v] for k, v in field_errors(page).items()}
+
+
+def version_in(page: str) -> str:
+    match = _VERSION.search(page)
     assert match is not None, "the edit form carries no row_version"
     return match.group(1)
 
@@ -86,9 +93,9 @@ def product_form(category: Category, **changes: object) -> dict[str, object]:
     return form
 
 
-def assert_clean(html: str) -> None:
+def assert_clean(page: str) -> None:
     """No statement, driver or library text on a page a person sees."""
-    assert not SQL_TEXT.search(html), SQL_TEXT.search(html)
+    assert not SQL_TEXT.search(page), SQL_TEXT.search(page)
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -312,3 +319,21 @@ async def test_an_unexpected_database_error_shows_no_sql(
     )
     assert_clean(response.text)
     assert "boom" not in response.text
+
+
+async def test_the_registered_hook_refuses_in_the_admin_too(
+    app: FastAPI, editor_client: AdminClient
+) -> None:
+    """The fixture app's currencies are registered with `hooks=CurrencyHooks()`: the hook the
+    API and seeding run refuses the admin's create and edit alike."""
+    refused = {"code": "EUR", "name": REFUSED_NAME, "save": "Save"}
+    created = await editor_client.post("/admin/currency/create", refused)
+    assert created.status_code == 400
+    message = [f"{REFUSED_NAME!r} is not a currency name."]
+    assert shown_errors(created.text) == {"name": message}
+    fine = await editor_client.post("/admin/currency/create", {**refused, "name": "Euro"})
+    assert fine.status_code == 302, field_errors(fine.text)
+    edited = await editor_client.post("/admin/currency/edit/EUR", {**refused, "row_version": "1"})
+    assert edited.status_code == 400
+    assert shown_errors(edited.text) == {"name": message}
+    assert [e["action"] for e in await entries(app, "fx_currencies", "EUR")] == ["created"]
