@@ -421,11 +421,11 @@ class ResourceView(ModelView):
 
     def _unplaced(self, message: str, fields: Sequence[str]) -> str:
         """A problem no form field shows, named by its field's label."""
-        for field in fields:
-            label = self._column_labels.get(field, _humanize(field))
-            stripped = _without_field(message, field)
-            return _sentence(f"{label}: {stripped}" if stripped != message else message)
-        return _sentence(message)
+        if not fields:
+            return _sentence(message)
+        label = self._column_labels.get(fields[0], _humanize(fields[0]))
+        stripped = _without_field(message, fields[0])
+        return _sentence(f"{label}: {stripped}" if stripped != message else message)
 
     def _gone(self, pk: Any) -> str:
         return f"This {self.name.lower()} (id {pk}) no longer exists: it was deleted meanwhile."
