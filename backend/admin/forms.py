@@ -21,6 +21,9 @@ from backend.registry import ResourceOptions
 
 Mode = Literal["create", "edit"]
 
+# The edit form's hidden field holding the version its row was loaded at.
+VERSION_FIELD = "row_version"
+
 # Which admin endpoint is running (set by TablestackAdmin.create / .edit) and the form it
 # validated; both live for one request, in the request's own task.
 _mode: ContextVar[Mode | None] = ContextVar("tablestack_admin_form_mode", default=None)
@@ -84,8 +87,8 @@ class ResourceForm(Form):
         data: dict[str, Any] = {}
         for field in self:
             name = field.name
-            if field.errors or name in self.read_only:  # errors: WTForms reported them
-                continue
+            if field.errors or name in self.read_only or name == VERSION_FIELD:
+                continue  # errors: WTForms reported them
             value = field.data
             if name in links:
                 ids = [_to_id(v) for v in (value or ()) if v not in ("", None)]
@@ -107,6 +110,22 @@ class ResourceForm(Form):
                 value = None
             data[name] = value
         return {key: value for key, value in data.items() if key in schema.model_fields}
+
+    def submitted_version(self) -> int | None:
+        """The version the edit form's row was loaded at (None: not an edit form, or a
+        client that sent none - the save then does not check it)."""
+        field = self._fields.get(VERSION_FIELD)
+        data = field.data if field is not None else None
+        try:
+            return int(data) if data not in (None, "") else None
+        except ValueError:
+            return None
+
+    def set_version(self, version: int) -> None:
+        """Make the form, shown again, carry `version` (a save then overwrites up to it)."""
+        field = self._fields.get(VERSION_FIELD)
+        if field is not None:
+            field.data = str(version)
 
     def field_for(self, schema_field: str) -> str | None:
         """The form field showing `schema_field` (a column, `<fk>_id` or `<rel>_ids`)."""
@@ -138,6 +157,9 @@ class ResourceForm(Form):
         for error in exc.errors():
             location = [str(part) for part in error["loc"]]
             field = location[0] if location else None
+            shown = self.field_for(field) if field is not None else None
+            if shown is not None and error["type"] == "missing" and self._fields[shown].errors:
+                continue  # left out of the schema's input because WTForms refused it already
             message = error["msg"].removeprefix("Value error, ")
             if field is not None and self.field_for(field) is None:
                 message = f"{field}: {message}"

@@ -2,15 +2,20 @@
 
 Nothing here names a table: every option comes from the table's columns and relationships,
 with the registry's `AdminOptions` overriding the derived defaults. Writes do not go through
-SQLAdmin's generic save: they use the resource's derived schemas (via `ResourceForm`), check
-references first and turn integrity errors into messages next to the fields.
+SQLAdmin's generic save: the form is validated with the resource's derived schemas (via
+`ResourceForm`), then written by the resource's Writer - the one write path of the API and
+seeding too - as the signed-in admin; its errors become messages next to the fields. An edit
+form carries the version its row was loaded at, and a save over a newer version is refused.
 """
 
+import dataclasses
 import json
 import logging
 import re
 import types
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -21,17 +26,17 @@ from sqladmin import ModelView
 from sqladmin.ajax import QueryAjaxModelLoader
 from sqladmin.formatters import BASE_FORMATTERS
 from sqladmin.helpers import secure_filename
-from sqlalchemy import JSON, Column, Select, Text, delete, select
+from sqlalchemy import JSON, Column, Select, Text, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapper, RelationshipProperty, selectinload
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapper, RelationshipProperty
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
-from wtforms import Field, Form, PasswordField, StringField, validators
+from wtforms import Field, Form, HiddenField, PasswordField, StringField, validators
 
+from backend.admin.auth import current_user
 from backend.admin.fields import (
     ResourceConverter,
     bytes_detail_formatter,
@@ -41,10 +46,9 @@ from backend.admin.fields import (
     export_value,
     json_formatter,
 )
-from backend.admin.forms import ResourceForm, current_mode, validated_form
-from backend.auth.passwords import hash_password
+from backend.admin.forms import VERSION_FIELD, ResourceForm, current_mode, validated_form
+from backend.crud.connection import Connection, ConnectionSource
 from backend.crud.schemas import derive_schemas, integer_bounds, read_only_fields
-from backend.integrity import describe_integrity_error
 from backend.registry import (
     Registry,
     ResourceOptions,
@@ -52,7 +56,10 @@ from backend.registry import (
     column_python_type,
     data_columns,
 )
-from backend.trees import TreeCycleError, closes_cycle, needs_cycle_check
+from backend.writes.actor import Actor
+from backend.writes.errors import RowNotFound, StillReferenced, VersionMismatch, WriteError
+from backend.writes.history import HISTORY, changed_fields_since, is_secret
+from backend.writes.service import Writer, writer_for
 
 LIST_COLUMNS_MAX = 7
 PAGE_SIZES = (10, 25, 50, 100)
@@ -72,6 +79,11 @@ class _ExpectedWriteErrors(logging.Filter):
 
 logging.getLogger("sqladmin.application").addFilter(_ExpectedWriteErrors())
 logger = logging.getLogger(__name__)
+
+# The admin's writes' connections: from the pool (PostgreSQL: asyncpg, statements compiled once).
+_CONNECTIONS = ConnectionSource()
+# The row an edit request loaded and the version it was at (read in the same statement).
+_loaded: ContextVar[tuple[Any, int] | None] = ContextVar("tablestack_admin_loaded", default=None)
 
 
 def _format_datetime(value: datetime) -> str:
@@ -129,7 +141,7 @@ class RelatedRowLoader(QueryAjaxModelLoader):
 
 
 class ResourceView(ModelView):
-    """Base of the generated views: validated, reference-checked, integrity-safe writes."""
+    """Base of the generated views: validated forms, written through the one write path."""
 
     resource: ClassVar[ResourceOptions]
     model: ClassVar[type[SQLModel]]
@@ -146,6 +158,8 @@ class ResourceView(ModelView):
         form = await super().scaffold_form(rules)
         read_only = self._read_only_fields()
         extras = {**self._schema_only_fields(), **read_only}
+        if current_mode() == "edit":
+            extras[VERSION_FIELD] = HiddenField()
         if not extras:
             return form
         return type(form.__name__, (form,), {**extras, "read_only": frozenset(read_only)})
@@ -186,9 +200,24 @@ class ResourceView(ModelView):
             fields[name] = field
         return fields
 
+    async def get_object_for_edit(self, request: Request) -> Any:
+        """The row to edit, and (in the same statement) the version it is at."""
+        statement = self.form_edit_query(request).add_columns(self.resource.version_column)
+        async with self.session_maker(expire_on_commit=False) as session:
+            found = (await session.execute(statement)).unique().first()
+        if found is None:
+            return None
+        row, version = found
+        _loaded.set((row, int(version)))
+        return row
+
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
-        """The row's values for the edit form, read-only columns formatted for display."""
+        """The row's values for the edit form, read-only columns formatted for display, and
+        the version the row was loaded at (a hidden field: a save checks it)."""
         data = await super().get_form_data_for_edit(obj)
+        loaded = _loaded.get()
+        if loaded is not None and loaded[0] is obj:
+            data[VERSION_FIELD] = str(loaded[1])
         for name in self._read_only_names():
             value = getattr(obj, name, None)
             if isinstance(value, datetime):
@@ -246,157 +275,197 @@ class ResourceView(ModelView):
         return form
 
     # -- writes -----------------------------------------------------------------------------
+    # Every write goes through the resource's Writer (backend.writes.service), as the API's
+    # and seeding's do: the admin only turns its errors into messages next to the fields.
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
-        """Create a row from the validated form: references checked, one transaction."""
+        """Create a row from the validated form (`data`, WTForms' own, is not used)."""
         form = self._form()
         assert form.payload is not None
         values = form.payload.model_dump()
-        link_ids = self._pop_links(values)
-        values = self._row_values(values)
-        async with self.session_maker() as session:
-            related = await self._check_references(session, form, values, link_ids)
-            # `values` were validated by the schema; model_validate() would also read
-            # relationship names off the dict (an `items` relationship gets dict.items)
-            row = self.model(**values)
-            for relationship, rows in related.items():
-                setattr(row, relationship, rows)
-            session.add(row)
-            await self._commit(session, form)
-        return row
+        async with self._writing(request, form) as (writer, db, actor):
+            written = await writer.create(db, values, actor)
+        return await self._reloaded(written.row_id)
 
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
-        """Apply the validated form to the row `pk`: references checked, one transaction."""
+        """Apply the validated form to the row `pk`, unless it changed since the form was
+        loaded (the version in the form's hidden field)."""
         form = self._form()
         assert form.payload is not None
+        row_id = primary_key_value(self.model, pk)
+        if row_id is None:
+            raise AdminWriteError(self._gone(pk))
         values = form.payload.model_dump(exclude_unset=True)
-        link_ids = self._pop_links(values)
-        values = self._row_values(values)
-        async with self.session_maker() as session:
-            stmt = self._stmt_by_identifier(pk)
-            for link in derive_schemas(self.resource).many_to_many:
-                stmt = stmt.options(selectinload(getattr(self.model, link.relationship)))
-            row = (await session.execute(stmt)).scalars().first()
-            if row is None:
-                raise AdminWriteError(f"{self.name} {pk} no longer exists")
-            related = await self._check_references(session, form, values, link_ids)
-            await self._check_tree(session, form, getattr(row, self.resource.primary_key), values)
-            for name, value in values.items():
-                if not _shown_unchanged(getattr(row, name, None), value):
-                    setattr(row, name, value)
-            for relationship, rows in related.items():
-                setattr(row, relationship, rows)
-            await self._commit(session, form)
-        return row
+        loaded = _loaded.get()
+        if loaded is not None:
+            for name, value in list(values.items()):
+                if _shown_unchanged(getattr(loaded[0], name, None), value):
+                    del values[name]
+        expected = form.submitted_version()
+        async with self._writing(request, form, row_id) as (writer, db, actor):
+            try:
+                written = await writer.update(db, row_id, values, actor, expected_version=expected)
+            except VersionMismatch as exc:
+                message = await self._stale_save_message(db, form, row_id, exc.expected)
+                # Django's admin has no such check (the last save wins, silently). Here the
+                # first click over a newer version is refused; an admin who has then read who
+                # changed which fields may still mean to replace them, so the form shown again
+                # carries the version they were told about: saving again overwrites exactly
+                # the changes the message named, never later ones (a save made meanwhile is
+                # refused the same way). Chosen over an "overwrite" checkbox, which would sit
+                # on every edit form and mean nothing except after a conflict.
+                form.set_version(exc.current)
+                raise AdminWriteError(message) from None
+        return await self._reloaded(written.row_id)
 
     async def delete_model(self, request: Request, pk: Any) -> None:
-        """Delete the row `pk`, letting the database apply its ON DELETE rules."""
-        async with self.session_maker() as session:
-            row = (await session.execute(self._stmt_by_identifier(pk))).scalars().first()
-            if row is None:
-                return
-            label = str(row)
-            conditions = [column == getattr(row, column.key) for column in self.pk_columns]
-            try:
-                await session.execute(delete(self.model).where(*conditions))
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                raise AdminWriteError(
-                    f"Cannot delete {self.name.lower()} {label!r}: other rows still refer to it."
-                ) from None
-
-    def _pop_links(self, values: dict[str, Any]) -> dict[str, list[int]]:
-        """Take the `<rel>_ids` lists out of `values`, keyed by relationship name."""
-        popped: dict[str, list[int]] = {}
-        for link in derive_schemas(self.resource).many_to_many:
-            if link.field in values:
-                popped[link.relationship] = list(values.pop(link.field) or [])
-        return popped
-
-    def _row_values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Schema values as column values: a given password becomes its stored hash."""
-        if "password" in values and "hashed_password" in self.resource.table.columns:
-            password = values.pop("password")
-            if password is not None:
-                values["hashed_password"] = hash_password(password)
-        return {k: v for k, v in values.items() if k in self.resource.table.columns}
-
-    async def _check_references(
-        self,
-        session: AsyncSession,
-        form: ResourceForm,
-        values: dict[str, Any],
-        link_ids: dict[str, list[int]],
-    ) -> dict[str, list[Any]]:
-        """Refuse ids of rows that do not exist (SQLite would not say which field failed)."""
-        problems = False
-        for name, value in values.items():
-            column = self.resource.table.columns[name]
-            if value is None or not column.foreign_keys:
-                continue
-            target: Column[Any] = next(iter(column.foreign_keys)).column
-            found = await session.scalar(select(target).where(target == value))
-            if found is None:
-                form.add_error(name, f"No {_singular(target.table.name)} with id {value} exists.")
-                problems = True
-        related: dict[str, list[Any]] = {}
-        mapper = sa_inspect(self.model)
-        for relationship, ids in link_ids.items():
-            target_model = mapper.relationships[relationship].mapper.class_
-            pk = sa_inspect(target_model).primary_key[0]
-            rows = list((await session.execute(select(target_model).where(pk.in_(ids)))).scalars())
-            missing = sorted(set(ids) - {getattr(r, pk.key) for r in rows})
-            if missing:
-                names = ", ".join(str(i) for i in missing)
-                form.add_error(relationship, f"No {relationship} with id {names} exist.")
-                problems = True
-            related[relationship] = rows
-        if problems:
-            raise AdminWriteError("Please correct the errors below.")
-        return related
-
-    async def _check_tree(
-        self, session: AsyncSession, form: ResourceForm, row_id: Any, values: dict[str, Any]
-    ) -> None:
-        """Refuse a parent that is the row itself or one of its descendants."""
-        if not needs_cycle_check(self.resource, row_id, values):
-            return
-        assert self.resource.tree is not None
-        parent_id = values[self.resource.tree]
-        dialect = (await session.connection()).dialect.name
-        if not await closes_cycle(
-            session.scalar, self.resource, row_id, parent_id, dialect=dialect
-        ):
-            return
-        error = TreeCycleError(self.resource, row_id, parent_id)
-        if row_id == parent_id:
-            message = f"A {self.name.lower()} cannot be its own parent."
-        else:
-            parent = await session.get(self.model, parent_id)
-            message = (
-                f"{parent} is below {await session.get(self.model, row_id)}: a "
-                f"{self.name.lower()} cannot be moved under itself."
-            )
-        form.add_error(error.field, message)
-        raise AdminWriteError(message)
-
-    async def _commit(self, session: AsyncSession, form: ResourceForm) -> None:
+        """Delete the row `pk` (also each row of the list's bulk delete)."""
+        row_id = primary_key_value(self.model, str(pk))
+        if row_id is None:
+            raise AdminWriteError(self._gone(pk))
         try:
-            await session.commit()
-        except IntegrityError as exc:
-            await session.rollback()
-            violation = describe_integrity_error(exc)
-            message = violation.message()
-            message = message[:1].upper() + message[1:] + "."
-            for field in violation.fields:
-                form.add_error(field, message)
-            raise AdminWriteError(message) from None
-        except DBAPIError as exc:
-            # the schemas should have caught it; never show the statement to the user
-            await session.rollback()
-            logger.warning("%s: the database refused a value: %s", self.name, exc.orig)
-            raise AdminWriteError("A value cannot be stored by the database.") from None
+            async with self._writing(request, None) as (writer, db, actor):
+                await writer.delete(db, row_id, actor)
+        except StillReferenced as exc:
+            row = await self.get_object_for_delete(str(pk))
+            label = repr(str(row)) if row is not None else str(pk)
+            where = ", ".join(exc.referenced_by) or "other tables"
+            raise AdminWriteError(
+                f"Cannot delete {self.name.lower()} {label}: other rows still refer to it "
+                f"({where})."
+            ) from None
+
+    @asynccontextmanager
+    async def _writing(
+        self, request: Request, form: ResourceForm | None, row_id: Any = None
+    ) -> AsyncIterator[tuple[Writer, Connection, Actor]]:
+        """The Writer, a connection (joined to a test's transaction) and the signed-in admin;
+        the write's errors as AdminWriteErrors whose messages a person can read."""
+        user = current_user(request)
+        if user is None or user.id is None:
+            raise AdminWriteError("Sign in again to save.")
+        engine, joined = self._bind()
+        writer = writer_for(self.resource, engine.dialect.name)
+        actor = Actor.user(user.id, user.email, "admin")
+        try:
+            async with _CONNECTIONS.connect(engine, joined) as db:
+                yield writer, db, actor
+        except (AdminWriteError, StillReferenced):
+            raise
+        except WriteError as exc:
+            labelled = await self._cycle_by_labels(exc, form, row_id)
+            raise AdminWriteError(self._show_problems(form, labelled)) from None
+        except RowNotFound as exc:
+            raise AdminWriteError(self._gone(exc.row_id)) from None
+        except Exception:
+            # never a statement, a driver's message or a traceback on the page
+            logger.exception("%s: the admin's write failed", self.name)
+            raise AdminWriteError(
+                "The change could not be saved because of an error on the server; it has been "
+                "logged."
+            ) from None
+
+    def _bind(self) -> tuple[AsyncEngine, AsyncConnection | None]:
+        """The engine SQLAdmin's sessions use and, in tests, the connection they join.
+
+        `request.app` is SQLAdmin's own mounted app here, not the one holding the Database
+        (`app.state.database.api_connection()`); its session factory is bound as the API's
+        is - to the engine, or to a test's transaction - so the write joins the same.
+        """
+        bound = self.session_maker.kw.get("bind")
+        if isinstance(bound, AsyncConnection):
+            return bound.engine, bound
+        assert isinstance(bound, AsyncEngine), "the admin's sessions are bound to no engine"
+        return bound, None
+
+    async def _cycle_by_labels(
+        self, error: WriteError, form: ResourceForm | None, row_id: Any
+    ) -> WriteError:
+        """A tree cycle named by the rows' labels (`France is below Earth`), not their ids."""
+        tree = self.resource.tree
+        payload = form.payload if form is not None else None
+        if tree is None or row_id is None or payload is None:
+            return error
+        if not any(problem.kind == "tree_cycle" for problem in error.problems):
+            return error
+        parent_id = getattr(payload, tree, None)
+        name = self.name.lower()
+        if parent_id == row_id:
+            message = f"A {name} cannot be its own parent."
+        else:
+            async with self.session_maker() as session:
+                parent = await session.get(self.model, parent_id)
+                row = await session.get(self.model, row_id)
+            message = f"{parent} is below {row}: a {name} cannot be moved under itself."
+        return WriteError(
+            [
+                dataclasses.replace(problem, message=message)
+                if problem.kind == "tree_cycle"
+                else problem
+                for problem in error.problems
+            ]
+        )
+
+    def _show_problems(self, form: ResourceForm | None, error: WriteError) -> str:
+        """Put each problem next to its fields; the message for the top of the form."""
+        top: list[str] = []
+        for problem in error.problems:
+            placed = False
+            for field in problem.location:
+                if form is not None and form.field_for(field) is not None:
+                    form.add_error(field, _sentence(_without_field(problem.message, field)))
+                    placed = True
+            if not placed:
+                top.append(self._unplaced(problem.message, problem.location))
+        return " ".join(top) or "Please correct the errors below."
+
+    def _unplaced(self, message: str, fields: Sequence[str]) -> str:
+        """A problem no form field shows, named by its field's label."""
+        if not fields:
+            return _sentence(message)
+        label = self._column_labels.get(fields[0], _humanize(fields[0]))
+        stripped = _without_field(message, fields[0])
+        return _sentence(f"{label}: {stripped}" if stripped != message else message)
+
+    def _gone(self, pk: Any) -> str:
+        return f"This {self.name.lower()} (id {pk}) no longer exists: it was deleted meanwhile."
+
+    async def _stale_save_message(
+        self, db: Connection, form: ResourceForm, row_id: Any, version: int
+    ) -> str:
+        """Who changed the row since `version`, and which fields (by the form's labels)."""
+        fields = await changed_fields_since(db, self.resource.name, row_id, version)
+        entries = (
+            select(HISTORY.c.actor)
+            .where(
+                HISTORY.c.resource == self.resource.name,
+                HISTORY.c.row_id == str(row_id),
+                HISTORY.c.version > version,
+            )
+            .order_by(HISTORY.c.id)
+        )
+        authors = list(dict.fromkeys(str(row[0]) for row in await db.all(entries) if row[0]))
+        labels = list(dict.fromkeys(self._label(form, field) for field in fields))
+        who = ", ".join(authors) or "someone else"
+        what = f": {', '.join(labels)} changed" if labels else ""
+        return (
+            f"Saved meanwhile by {who}{what}. Your changes are below, not saved: reload the "
+            "page to see theirs, or save again to overwrite them."
+        )
+
+    def _label(self, form: ResourceForm, field: str) -> str:
+        """The label a form shows for a history field (a column, `<fk>_id`, `<name>_ids`)."""
+        if is_secret(field) and "password" in form._fields:
+            field = "password"
+        name = form.field_for(field)
+        if name is not None:
+            return str(form[name].label.text)
+        return str(self._column_labels.get(field, _humanize(field)))
+
+    async def _reloaded(self, row_id: Any) -> Any:
+        """The written row as an ORM object: SQLAdmin redirects to it."""
+        async with self.session_maker() as session:
+            return await session.get(self.model, row_id)
 
     # -- export -----------------------------------------------------------------------------
 
@@ -427,15 +496,23 @@ def _shown_unchanged(stored: Any, submitted: Any) -> bool:
     return False
 
 
+def _sentence(message: str) -> str:
+    """A message as a sentence: capitalised, with a full stop (one that has a full stop
+    already is left as it is: it may start with a row's label)."""
+    message = message.strip()
+    if message.endswith((".", "!", "?")):
+        return message
+    return message[:1].upper() + message[1:] + "."
+
+
+def _without_field(message: str, field: str) -> str:
+    """`message` without the `field: ` it starts with (shown next to that field anyway)."""
+    return message.removeprefix(f"{field}: ")
+
+
 def _humanize(name: str) -> str:
     words = name.removesuffix("_id").replace("_", " ").strip()
     return words[:1].upper() + words[1:]
-
-
-def _singular(table_name: str) -> str:
-    if table_name.endswith("ies"):
-        return table_name[:-3] + "y"
-    return table_name.removesuffix("s").replace("_", " ")
 
 
 def _class_label(model: type) -> str:

@@ -257,7 +257,7 @@ async def test_every_column_type_is_written_from_its_form_field(
         ("attributes", "[1, 2]", "valid dictionary"),
         ("labels", '[1, {"a": 2}]', "valid string"),
         ("photo", "not base64!", "Not valid base64"),
-        ("currency", "XXX", "No fx_currency with id XXX exists."),
+        ("currency", "XXX", "No fx_currencies row has code XXX."),
     ],
 )
 async def test_bad_values_are_errors_next_to_their_field(
