@@ -16,7 +16,7 @@ import types
 import typing
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from functools import cache
 from typing import Annotated, Any
 
@@ -109,10 +109,18 @@ Base64Data = Annotated[
     ),
 ]
 
+# A time-of-day column holds no offset, and its values are written without one
+# ("07:42:39"): RFC 3339's partial-time. JSON Schema's "time" format is RFC 3339's full-time,
+# which requires the offset; a client validating responses would refuse every value.
+TimeOfDay = Annotated[
+    time, WithJsonSchema({"type": "string", "format": "partial-time", "example": "09:30:00"})
+]
+
 # What a column's Python type becomes in the derived schemas: (as input, as output).
 _API_TYPES: dict[Any, tuple[Any, Any]] = {
     datetime: (AwareDatetime, datetime),
     bytes: (Base64Data, Base64Data),
+    time: (time, TimeOfDay),
 }
 
 

@@ -299,16 +299,21 @@ def shown_changes(resource: ResourceOptions, changes: Mapping[str, Any]) -> dict
 async def changed_fields_since(
     db: Connection, resource: str, row_id: Any, version: int
 ) -> list[str]:
-    """The fields changed in the row's entries after `version`, in order of first change."""
+    """The fields changed in the row's entries after `version`, in order of first change.
+
+    Only the row's own entries: SQLite gives a deleted row's id to the next row inserted
+    when it was the highest, so entries before the id's last `deleted` one belong to a row
+    that no longer exists.
+    """
+    same_row = and_(HISTORY.c.resource == resource, HISTORY.c.row_id == str(row_id))
+    last_delete = (
+        select(func.coalesce(func.max(HISTORY.c.id), 0))
+        .where(same_row, HISTORY.c.action == "deleted")
+        .scalar_subquery()
+    )
     statement = (
         select(HISTORY.c.changes)
-        .where(
-            and_(
-                HISTORY.c.resource == resource,
-                HISTORY.c.row_id == str(row_id),
-                HISTORY.c.version > version,
-            )
-        )
+        .where(same_row, HISTORY.c.version > version, HISTORY.c.id > last_delete)
         .order_by(HISTORY.c.id)
     )
     fields: dict[str, None] = {}

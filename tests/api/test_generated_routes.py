@@ -28,9 +28,9 @@ from backend.crud.generator import SQLModelCRUDRouter
 from backend.crud.operation import GeneratedRoutes
 from backend.db import create_engine
 from backend.main import create_app
-from backend.writes.history import HISTORY
 from backend.models import Category, Product, ProductTag, Role, Tag, User
 from backend.registry import registry
+from backend.writes.history import HISTORY
 from tests.api.conftest import Account, Rows
 
 MISSING_ID = 2**31 - 1

@@ -16,7 +16,7 @@ from backend.crud.schemas import derive_schemas
 from backend.registry import registry
 from backend.writes.actor import CLI, Actor
 from backend.writes.errors import RowNotFound, StillReferenced, VersionMismatch, WriteError, refuse
-from backend.writes.history import HISTORY, shown_changes
+from backend.writes.history import HISTORY, changed_fields_since, shown_changes
 from backend.writes.hooks import Change, Hooks
 from backend.writes.service import Writer
 
@@ -220,3 +220,18 @@ async def test_unknown_rows(db: Connection, backend: str) -> None:
     with pytest.raises(RowNotFound):
         await writer("products", backend).update(db, 987654, {"stock": 1}, CLI)
     assert await db.scalar(select(HISTORY.c.id).where(HISTORY.c.row_id == "987654")) is None
+
+
+async def test_changes_since_a_version_are_the_rows_own(db: Connection, backend: str) -> None:
+    """SQLite gives a deleted row's id to the next row: its entries are not the new row's."""
+    first = await product(db, backend, sku="R-1")
+    products = writer("products", backend)
+    await products.update(db, first.row_id, {"stock": 9}, CLI)
+    await products.update(db, first.row_id, {"name": "Old name"}, CLI)
+    await products.delete(db, first.row_id, CLI)
+    values = validated(
+        "products", sku="R-2", name="New", price="2", category_id=first.record["category_id"]
+    )
+    again = await products.create(db, values, CLI)
+    await products.update(db, again.row_id, {"price": Decimal("3")}, CLI)
+    assert await changed_fields_since(db, "products", again.row_id, 1) == ["price"]
