@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from backend.config import ConfigurationError, Settings, load_settings
 
@@ -256,10 +256,8 @@ def create_user(
                 update=update,
             )
         )
-    except UserError as exc:
+    except UserError as exc:  # the write path's refusals, each naming the field (no SQL)
         raise CommandError(str(exc)) from None
-    except IntegrityError as exc:
-        raise CommandError(f"cannot save user {email}: {exc.orig}") from None
     typer.echo(f"{'created' if created else 'updated'} {chosen_role.value} {email}")
 
 
