@@ -32,9 +32,12 @@ class HistoryEntry(SQLModel, table=True):
         default=None,
         sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     )
-    at: datetime = Field(index=True)
+    # One index besides the key, for a row's history: every write inserts an entry, and each
+    # index costs every write. Lists of all changes page backwards along the key (the entries'
+    # order in time); pruning by `at` is a periodic job.
+    at: datetime
     # The user's id when a user made the change. No foreign key: an entry outlives its user.
-    actor_id: int | None = Field(default=None, index=True)
+    actor_id: int | None = Field(default=None)
     # Their email, or the tool: `seed:<set>`, `cli`, `fake`.
     actor: str = Field(max_length=320)
     resource: str = Field(max_length=63)

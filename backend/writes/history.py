@@ -225,31 +225,55 @@ def sql_changes(
     `pairs` holds (field, its column or None for link ids, before, after) with before None on
     create and after None on delete; on an update, a field whose value did not change is left
     out, and so is a field left null by a create or found null by a delete.
+
+    Built cheaply, as it is on every write: one `jsonb_build_object` of every field whose
+    change is null when there is none, with those nulls stripped. A JSON column's own values
+    may hold nulls the strip would remove: such fields are added one by one instead.
     """
-    parts: list[ColumnElement[Any]] = []
+    plain: list[ColumnElement[Any]] = []
+    nested: list[ColumnElement[Any]] = []
     for name, column, before, after in pairs:
         if is_secret(name):
-            value: ColumnElement[Any] = func.to_jsonb(literal(CHANGED, Text))
+            value: ColumnElement[Any] = _CHANGED
         else:
             value = func.jsonb_build_array(
                 _NULL if before is None else sql_value(before, column),
                 _NULL if after is None else sql_value(after, column),
             )
-        item: ColumnElement[Any] = func.jsonb_build_object(literal(name, Text), value)
+        condition: ColumnElement[bool] | None = None
         if before is not None and after is not None:
-            distinct = comparable(before, column).is_distinct_from(comparable(after, column))
-            item = _when(distinct, item)
+            condition = comparable(before, column).is_distinct_from(comparable(after, column))
         elif after is not None:
-            item = _when(after.is_not(None), item)
+            condition = after.is_not(None)
         elif before is not None:
-            item = _when(before.is_not(None), item)
-        parts.append(item)
+            condition = before.is_not(None)
+        key = _text(name)
+        if column is not None and isinstance(postgresql_type(column), JSON):
+            item: ColumnElement[Any] = func.jsonb_build_object(key, value)
+            nested.append(item if condition is None else _when(condition, item))
+        else:
+            plain += [key, value if condition is None else case((condition, value), else_=_NULL)]
+    parts: list[ColumnElement[Any]] = [
+        func.jsonb_strip_nulls(func.jsonb_build_object(*plain[start : start + _ARGUMENTS]))
+        for start in range(0, len(plain), _ARGUMENTS)
+    ]
+    parts += nested
     if not parts:
         return _EMPTY
-    combined = parts[0]
+    combined: ColumnElement[Any] = parts[0]
     for part in parts[1:]:
         combined = combined.op("||")(part)
     return combined
+
+
+# A function takes at most 100 arguments: 50 fields per jsonb_build_object.
+_ARGUMENTS = 100
+_CHANGED = literal_column(f"'\"{CHANGED}\"'::jsonb", JSONB)
+
+
+def _text(value: str) -> ColumnElement[Any]:
+    """A constant of the statement (a column's name), written into its SQL."""
+    return literal_column("'" + value.replace("'", "''") + "'", Text)
 
 
 def _when(condition: ColumnElement[bool], item: ColumnElement[Any]) -> ColumnElement[Any]:

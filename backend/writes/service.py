@@ -378,9 +378,13 @@ class Writer:
         if pending is not None:
             pending.granted()
         seen, row = found[0], found[1:]
-        if row[-1] is None:  # the row is there, at another version
-            assert expected_version is not None
-            raise VersionMismatch(self.name, row_id, expected_version, int(seen))
+        if row[-1] is None:  # the row is there, but changed since this statement read it
+            if expected_version is not None and seen != expected_version:
+                raise VersionMismatch(self.name, row_id, expected_version, int(seen))
+            # Another writer changed it meanwhile: read it again, as the next statement will.
+            return await self._update_in_one_statement(
+                db, row_id, columns, actor, expected_version, None
+            )
         return Written(self.rows.record(row), row_id, int(row[-1]))
 
     # -- delete -----------------------------------------------------------------------------
@@ -538,9 +542,15 @@ class Writer:
         return statement
 
     def _fast_update(self, keys: tuple[str, ...], as_caller: bool, expecting: bool) -> Select[Any]:
-        """Lock the row, check its version, UPDATE it and add the history entry, in one
+        """Read the row, check its version, UPDATE it and add the history entry, in one
         statement; a row comes back with the version it had (first), then the changed row -
-        all null when the version did not match - and none when there is no such row."""
+        all null when the version did not match - and none when there is no such row.
+
+        No row lock (it costs a write of its own): the UPDATE applies only while the row is
+        at the version read with its old values, which PostgreSQL checks again on the row's
+        latest version when another writer got there first. Then nothing is written (not a
+        history entry with stale old values either) and the caller runs it again.
+        """
         shape = ("update", keys, as_caller, expecting)
         statement = self._fast.get(shape)
         if statement is None:
@@ -552,8 +562,10 @@ class Writer:
                 from backend.auth.dependencies import caller_may
 
                 stored = stored.where(caller_may(self.resource.write_role))
-            old = stored.with_for_update(of=self.table).cte("tablestack_old")
-            changed_row = update(self.table).where(self.pk == old.c[self.pk.name])
+            old = stored.cte("tablestack_old")
+            changed_row = update(self.table).where(
+                self.pk == old.c[self.pk.name], self.version == old.c[self.version.name]
+            )
             if expecting:
                 changed_row = changed_row.where(
                     old.c[self.version.name] == bindparam(_EXPECTED, type_=self.version.type)

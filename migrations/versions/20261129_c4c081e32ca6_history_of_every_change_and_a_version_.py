@@ -40,10 +40,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tablestack_history", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_tablestack_history_actor_id"), ["actor_id"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_tablestack_history_at"), ["at"], unique=False)
-        batch_op.create_index(
             "ix_tablestack_history_resource_row", ["resource", "row_id", "id"], unique=False
         )
 
@@ -107,7 +103,5 @@ def downgrade() -> None:
 
     with op.batch_alter_table("tablestack_history", schema=None) as batch_op:
         batch_op.drop_index("ix_tablestack_history_resource_row")
-        batch_op.drop_index(batch_op.f("ix_tablestack_history_at"))
-        batch_op.drop_index(batch_op.f("ix_tablestack_history_actor_id"))
 
     op.drop_table("tablestack_history")
