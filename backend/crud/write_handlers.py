@@ -10,6 +10,8 @@ inside its own statement when the write is one statement.
 """
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -107,7 +109,7 @@ class Writes:
             item_id = arguments.values["id"]
             expected = expected_version(request, required=self.settings.require_if_match)
             data = self._values(arguments.values["payload"], replace=replace)
-            try:
+            with self._item_errors(item_id, where="body"):
                 written = await self.writer.update(
                     connection,
                     item_id,
@@ -117,12 +119,6 @@ class Writes:
                     pending=pending,
                     finish=self._answer,
                 )
-            except WriteError as error:
-                raise from_write_error(error) from None
-            except RowNotFound:
-                raise not_found(self.resource.name, item_id) from None
-            except VersionMismatch as mismatch:
-                raise precondition_failed(mismatch.current) from None
         response: Response = written.finished
         return response
 
@@ -131,7 +127,7 @@ class Writes:
         async with self.access.connect(request, arguments, read=False) as (connection, _):
             item_id = arguments.values["id"]
             expected = expected_version(request, required=self.settings.require_if_match)
-            try:
+            with self._item_errors(item_id, where="path"):
                 written = await self.writer.delete(
                     connection,
                     item_id,
@@ -139,16 +135,22 @@ class Writes:
                     expected_version=expected,
                     finish=self._answer,
                 )
-            except StillReferenced as error:
-                raise still_referenced(error) from None
-            except WriteError as error:
-                raise from_write_error(error, where="path") from None
-            except RowNotFound:
-                raise not_found(self.resource.name, item_id) from None
-            except VersionMismatch as mismatch:
-                raise precondition_failed(mismatch.current) from None
         response: Response = written.finished
         return response
+
+    @contextmanager
+    def _item_errors(self, item_id: Any, *, where: str) -> Iterator[None]:
+        """The write path's refusals of a write to one row, as the API answers them."""
+        try:
+            yield
+        except StillReferenced as error:
+            raise still_referenced(error) from None
+        except WriteError as error:
+            raise from_write_error(error, where=where) from None
+        except RowNotFound:
+            raise not_found(self.resource.name, item_id) from None
+        except VersionMismatch as mismatch:
+            raise precondition_failed(mismatch.current) from None
 
     async def delete_all(self, request: Request, arguments: Arguments) -> Response:
         """`DELETE /`: how many rows were deleted."""

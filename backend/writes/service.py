@@ -199,16 +199,7 @@ class Writer:
             if self.hooks is not None:
                 await self.hooks.after_create(change)
             changes = history.diff(None, full, [*self.columns, *links])
-            await history.record(
-                db,
-                at=at,
-                actor=actor,
-                resource=self.name,
-                row_id=row_id,
-                action="created",
-                version=version,
-                changes=changes,
-            )
+            await self._entry(db, at, actor, row_id, "created", version, changes)
             return _finished(Written(record, row_id, version), finish)
 
     async def _create_in_one_statement(
@@ -341,15 +332,8 @@ class Writer:
                 await self.hooks.after_update(change)
             fields = [name for name in (*columns, *links) if name not in self._refreshed]
             version = int(updated[-1])
-            await history.record(
-                db,
-                at=at,
-                actor=actor,
-                resource=self.name,
-                row_id=row_id,
-                action="updated",
-                version=version,
-                changes=history.diff(before, after, fields),
+            await self._entry(
+                db, at, actor, row_id, "updated", version, history.diff(before, after, fields)
             )
             return _finished(Written(record, row_id, version), finish)
 
@@ -437,15 +421,8 @@ class Writer:
             if self.hooks is not None:
                 await self.hooks.after_delete(change)
             fields = [*self.columns, *self.links]
-            await history.record(
-                db,
-                at=at,
-                actor=actor,
-                resource=self.name,
-                row_id=row_id,
-                action="deleted",
-                version=seen,
-                changes=history.diff(before, None, fields),
+            await self._entry(
+                db, at, actor, row_id, "deleted", seen, history.diff(before, None, fields)
             )
             return _finished(Written(self.rows.record(stored), row_id, seen), finish)
 
@@ -480,15 +457,14 @@ class Writer:
             gone = await db.all(delete(self.table).returning(*self._returned))
             fields = [*self.columns, *self.links]
             for row in gone:
-                await history.record(
+                await self._entry(
                     db,
-                    at=at,
-                    actor=actor,
-                    resource=self.name,
-                    row_id=row[self._pk_index],
-                    action="deleted",
-                    version=int(row[-1]),
-                    changes=history.diff(self._full(row), None, fields),
+                    at,
+                    actor,
+                    row[self._pk_index],
+                    "deleted",
+                    int(row[-1]),
+                    history.diff(self._full(row), None, fields),
                 )
             return len(gone)
 
@@ -640,6 +616,28 @@ class Writer:
             statement = select(func.count()).select_from(gone).add_cte(log)
             self._fast[("delete-all",)] = statement
         return statement
+
+    async def _entry(
+        self,
+        db: Connection,
+        at: datetime,
+        actor: Actor,
+        row_id: Any,
+        action: str,
+        version: int,
+        changes: dict[str, Any],
+    ) -> None:
+        """Insert the history entry of one change of this resource (the general path)."""
+        await history.record(
+            db,
+            at=at,
+            actor=actor,
+            resource=self.name,
+            row_id=row_id,
+            action=action,
+            version=version,
+            changes=changes,
+        )
 
     # -- checks -----------------------------------------------------------------------------
 
