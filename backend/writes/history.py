@@ -232,6 +232,7 @@ def sql_changes(
     """
     plain: list[ColumnElement[Any]] = []
     nested: list[ColumnElement[Any]] = []
+    any_condition = False
     for name, column, before, after in pairs:
         if is_secret(name):
             value: ColumnElement[Any] = _CHANGED
@@ -243,18 +244,18 @@ def sql_changes(
         condition: ColumnElement[bool] | None = None
         if before is not None and after is not None:
             condition = comparable(before, column).is_distinct_from(comparable(after, column))
-        elif after is not None:
-            condition = after.is_not(None)
-        elif before is not None:
-            condition = before.is_not(None)
+            any_condition = True
+        # A create's or a delete's null fields are written as [null, null] (cheaper than a
+        # condition per field); `shown_changes` leaves them out.
         key = _text(name)
         if column is not None and isinstance(postgresql_type(column), JSON):
             item: ColumnElement[Any] = func.jsonb_build_object(key, value)
             nested.append(item if condition is None else _when(condition, item))
         else:
             plain += [key, value if condition is None else case((condition, value), else_=_NULL)]
+    strip = func.jsonb_strip_nulls if any_condition else _same_expression
     parts: list[ColumnElement[Any]] = [
-        func.jsonb_strip_nulls(func.jsonb_build_object(*plain[start : start + _ARGUMENTS]))
+        strip(func.jsonb_build_object(*plain[start : start + _ARGUMENTS]))
         for start in range(0, len(plain), _ARGUMENTS)
     ]
     parts += nested
@@ -269,6 +270,10 @@ def sql_changes(
 # A function takes at most 100 arguments: 50 fields per jsonb_build_object.
 _ARGUMENTS = 100
 _CHANGED = literal_column(f"'\"{CHANGED}\"'::jsonb", JSONB)
+
+
+def _same_expression(expression: ColumnElement[Any]) -> ColumnElement[Any]:
+    return expression
 
 
 def _text(value: str) -> ColumnElement[Any]:
@@ -313,6 +318,8 @@ def shown_changes(resource: ResourceOptions, changes: Mapping[str, Any]) -> dict
     shown: dict[str, Any] = {}
     for name, change in changes.items():
         if isinstance(change, list) and len(change) == 2:
+            if change[0] is None and change[1] is None:
+                continue  # a null field of a created or deleted row
             column = columns.get(name)
             shown[name] = [shown_value(column, change[0]), shown_value(column, change[1])]
         else:
