@@ -4,6 +4,7 @@
 (exposing the paging headers), and error handlers so that no database error becomes a 500.
 """
 
+import logging
 from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI, Request, status
@@ -19,6 +20,8 @@ from backend.crud.history_routes import history_router
 from backend.crud.operation import GeneratedRoutes, OperationRoute
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
 EXPOSED_HEADERS = ["X-Total-Count", "Content-Range", "Location", "Preference-Applied"]
@@ -91,6 +94,8 @@ async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
         return await _database_unavailable(_request, exc)
     if not is_data_exception(exc):
+        # a fault of ours, not the client's: the log has it, the answer shows no SQL
+        logger.error("%s %s: database error", _request.method, _request.url.path, exc_info=exc)
         return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
     return JSONResponse(
         {
