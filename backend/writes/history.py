@@ -133,10 +133,8 @@ def entry(
     version: int | None,
     changes: dict[str, Any],
 ) -> dict[str, Any]:
-    """The column values of one entry by a tool or a known user (their label given), for a
-    many-row INSERT on a SQLAlchemy connection (`backend.writes.bulk`)."""
-    if actor.label is None:
-        raise ValueError("entry(): the actor's label (an email or a tool) is required")
+    """The column values of one entry. A user known only by id has no label here: `record`
+    reads their email in its statement; a many-row INSERT (`backend.writes.bulk`) needs it."""
     return {
         "at": at,
         "actor_id": actor.user_id,
@@ -149,31 +147,10 @@ def entry(
     }
 
 
-async def record(
-    db: Connection,
-    *,
-    at: datetime,
-    actor: Actor,
-    resource: str,
-    row_id: Any,
-    action: str,
-    version: int | None,
-    changes: dict[str, Any],
-) -> None:
-    """Insert one entry, in the caller's transaction."""
-    await db.execute(
-        _insert_entry(),
-        {
-            "h_at": at,
-            "h_actor_id": actor.user_id,
-            "h_actor": actor.label,
-            "h_resource": resource,
-            "h_row_id": None if row_id is None else str(row_id),
-            "h_action": action,
-            "h_version": version,
-            "h_changes": changes,
-        },
-    )
+async def record(db: Connection, **values: Any) -> None:
+    """Insert one entry (`entry`'s arguments), in the caller's transaction."""
+    parameters = {f"h_{name}": value for name, value in entry(**values).items()}
+    await db.execute(_insert_entry(), parameters)
 
 
 # -- the PostgreSQL fast path: the entry built in SQL -------------------------------------
