@@ -20,6 +20,7 @@ from sqlalchemy.orm import registry as orm_registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from backend.auth.hooks import UserHooks
 from backend.auth.schemas import UserCreate, UserRead, UserUpdate
 from backend.config import get_settings
 from backend.models import Category, Customer, Order, OrderItem, Product, Role, Tag, User
@@ -438,6 +439,7 @@ registry.register(
     create_schema=UserCreate,
     update_schema=UserUpdate,
     read_schema=UserRead,
+    hooks=UserHooks(),  # there is always an active admin
     admin=AdminOptions(
         column_list=("id", "email", "full_name", "role", "is_active", "created_at"),
         column_details_exclude_list=("hashed_password",),

@@ -44,6 +44,7 @@ class Change:
     row_id: Any = None  # None before a create
     before: dict[str, Any] | None = None  # the stored row (update, delete)
     after: dict[str, Any] | None = None  # the row as written (after_create, after_update)
+    dialect: str = "sqlite"  # the database's: "postgresql" or "sqlite"
 
 
 class Hooks:

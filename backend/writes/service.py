@@ -180,7 +180,15 @@ class Writer:
     ) -> Written:
         at = self.clock()
         async with db.atomic():
-            change = Change(self.name, "create", actor, at, db, values={**values, **links})
+            change = Change(
+                self.name,
+                "create",
+                actor,
+                at,
+                db,
+                values={**values, **links},
+                dialect=self.dialect,
+            )
             if self.hooks is not None:
                 await self.hooks.before_create(change)
                 links = self._pop_links(change.values)
@@ -311,6 +319,7 @@ class Writer:
                 values={**values, **links},
                 row_id=row_id,
                 before=before,
+                dialect=self.dialect,
             )
             if self.hooks is not None:
                 await self.hooks.before_update(change)
@@ -412,7 +421,16 @@ class Writer:
             if expected_version is not None and seen != expected_version:
                 raise VersionMismatch(self.name, row_id, expected_version, seen)
             before = self._full(stored)
-            change = Change(self.name, "delete", actor, at, db, row_id=row_id, before=before)
+            change = Change(
+                self.name,
+                "delete",
+                actor,
+                at,
+                db,
+                row_id=row_id,
+                before=before,
+                dialect=self.dialect,
+            )
             if self.hooks is not None:
                 await self.hooks.before_delete(change)
             # Core DELETE: the database applies ON DELETE rules; the ORM would try to load
