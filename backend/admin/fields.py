@@ -235,14 +235,24 @@ def export_value(value: Any) -> Any:
     return _EXPORT.dump_python(value, mode="json")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)`,
+# `+cmd|...`, `@SUM(...)`): text cells that do are written with a leading apostrophe, which
+# spreadsheets show as text (OWASP's "CSV injection" advice). Numbers are never text cells.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value: Any) -> str:
-    """A value as one CSV cell: JSON text for objects and lists, blank for null."""
+    """A value as one CSV cell: JSON text for objects and lists, blank for null, and text
+    that a spreadsheet would run as a formula kept as text."""
     encoded = export_value(value)
     if encoded is None:
         return ""
     if isinstance(encoded, (dict, list)):
         return json.dumps(encoded, ensure_ascii=False)
-    return str(encoded)
+    text = str(encoded)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterable[str]:

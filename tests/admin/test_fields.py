@@ -1,7 +1,9 @@
 """The admin's own form fields, and one test per SQLAdmin behaviour they work around or rely on
 (when an upgrade changes one, the test that pins it fails here, not a page in production)."""
 
+import csv
 import enum
+import io
 import uuid
 from datetime import time, timedelta
 from decimal import Decimal
@@ -26,6 +28,7 @@ from backend.admin.fields import (
     ResourceConverter,
     TimeOfDayField,
     csv_cell,
+    csv_lines,
     enum_choices,
     export_value,
 )
@@ -136,3 +139,17 @@ def test_exported_values_are_written_as_the_api_writes_them() -> None:
     assert export_value(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
     assert export_value(timedelta(days=1, seconds=1)) == "P1DT1S"
     assert csv_cell({"a": [1]}) == '{"a": [1]}' and csv_cell(None) == ""
+
+
+@pytest.mark.parametrize(
+    "text", ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\tx"]
+)
+def test_csv_export_keeps_formulas_as_text(text: str) -> None:
+    """A spreadsheet would run these: the export writes them with a leading apostrophe."""
+    [_, line] = list(csv_lines(["name"], [[text]]))
+    assert next(csv.reader(io.StringIO(line))) == ["'" + text]
+
+
+def test_csv_export_leaves_numbers_and_plain_text_alone() -> None:
+    lines = list(csv_lines(["a", "b", "c"], [[-5, Decimal("-1.50"), "plain = text"]]))
+    assert next(csv.reader(io.StringIO(lines[1]))) == ["-5", "-1.50", "plain = text"]
