@@ -14,6 +14,7 @@ from backend.config import Settings, get_settings
 from backend.crud.api import install_api
 from backend.db import Database
 from backend.schema import head_revisions
+from backend.security_headers import SecurityHeaders
 
 
 def create_app(
@@ -62,6 +63,7 @@ def create_app(
     app.include_router(health.router)
     install_api(app, settings)
     mount_admin(app, settings, database)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     return app
 
 
