@@ -79,6 +79,7 @@ def mount_admin(
     admin.templates.env.globals["csrf_token"] = csrf_token
     admin.templates.env.globals["current_user"] = current_user
     for view in views:
+        view.database = database
         admin.add_view(view)
     history, pages = history_views(database.admin_sessions)
     for page in pages:

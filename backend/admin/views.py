@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqladmin import ModelView
@@ -28,7 +28,6 @@ from sqladmin.formatters import BASE_FORMATTERS
 from sqladmin.helpers import secure_filename
 from sqlalchemy import JSON, Column, Select, Text, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, RelationshipProperty
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException
@@ -47,7 +46,7 @@ from backend.admin.fields import (
     json_formatter,
 )
 from backend.admin.forms import VERSION_FIELD, ResourceForm, current_mode, validated_form
-from backend.crud.connection import Connection, ConnectionSource
+from backend.crud.connection import Connection
 from backend.crud.schemas import derive_schemas, integer_bounds, read_only_fields
 from backend.registry import (
     Registry,
@@ -77,11 +76,12 @@ class _ExpectedWriteErrors(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], AdminWriteError))
 
 
+if TYPE_CHECKING:
+    from backend.db import Database
+
 logging.getLogger("sqladmin.application").addFilter(_ExpectedWriteErrors())
 logger = logging.getLogger(__name__)
 
-# The admin's writes' connections: from the pool (PostgreSQL: asyncpg, statements compiled once).
-_CONNECTIONS = ConnectionSource()
 # The row an edit request loaded and the version it was at (read in the same statement).
 _loaded: ContextVar[tuple[Any, int] | None] = ContextVar("tablestack_admin_loaded", default=None)
 
@@ -144,6 +144,9 @@ class ResourceView(ModelView):
     """Base of the generated views: validated forms, written through the one write path."""
 
     resource: ClassVar[ResourceOptions]
+    # The app's Database (set by `mount_admin`): the admin's writes take their connections
+    # where the API's do.
+    database: ClassVar["Database"]
     model: ClassVar[type[SQLModel]]
     form_converter = ResourceConverter
     column_type_formatters = FORMATTERS
@@ -344,11 +347,10 @@ class ResourceView(ModelView):
         user = current_user(request)
         if user is None or user.id is None:
             raise AdminWriteError("Sign in again to save.")
-        engine, joined = self._bind()
-        writer = writer_for(self.resource, engine.dialect.name)
+        writer = writer_for(self.resource, self.database.engine.dialect.name)
         actor = Actor.user(user.id, user.email, "admin")
         try:
-            async with _CONNECTIONS.connect(engine, joined) as db:
+            async with self.database.api_connection() as db:
                 yield writer, db, actor
         except (AdminWriteError, StillReferenced):
             raise
@@ -364,19 +366,6 @@ class ResourceView(ModelView):
                 "The change could not be saved because of an error on the server; it has been "
                 "logged."
             ) from None
-
-    def _bind(self) -> tuple[AsyncEngine, AsyncConnection | None]:
-        """The engine SQLAdmin's sessions use and, in tests, the connection they join.
-
-        `request.app` is SQLAdmin's own mounted app here, not the one holding the Database
-        (`app.state.database.api_connection()`); its session factory is bound as the API's
-        is - to the engine, or to a test's transaction - so the write joins the same.
-        """
-        bound = self.session_maker.kw.get("bind")
-        if isinstance(bound, AsyncConnection):
-            return bound.engine, bound
-        assert isinstance(bound, AsyncEngine), "the admin's sessions are bound to no engine"
-        return bound, None
 
     async def _cycle_by_labels(
         self, error: WriteError, form: ResourceForm | None, row_id: Any
