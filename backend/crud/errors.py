@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError
 
-from backend.integrity import Violation
 from backend.writes.errors import StillReferenced, WriteError
 
 Loc = Sequence[str | int]
@@ -52,22 +51,6 @@ def invalid(
     if input is not None:
         error["input"] = input
     return RequestValidationError([error])
-
-
-def conflict(loc: Loc, msg: str, *, type: str, constraint: str | None = None) -> HTTPException:
-    """A 409 naming the field (`loc`) and, when known, the violated constraint."""
-    item = ConflictDetail(loc=list(loc), msg=msg, type=type, constraint=constraint)
-    return HTTPException(status.HTTP_409_CONFLICT, [item.model_dump()])
-
-
-def error_from_violation(
-    violation: Violation, *, where: str = "body"
-) -> HTTPException | RequestValidationError:
-    """A 409 for a database integrity violation (a 422 for a required field left null)."""
-    loc: list[str | int] = [where, *violation.fields] if violation.fields else [where]
-    if violation.kind == "not_null":
-        return invalid(loc, violation.message(), type="missing")
-    return conflict(loc, violation.message(), type=violation.kind, constraint=violation.constraint)
 
 
 def is_data_exception(exc: DBAPIError) -> bool:
