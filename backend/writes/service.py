@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from backend.auth.dependencies import PendingCaller, caller_may
 from backend.crud.connection import Connection, Row
 from backend.crud.errors import is_data_exception
 from backend.crud.rows import LinkTable, row_shape
@@ -61,9 +62,6 @@ from backend.writes.errors import (
 )
 from backend.writes.hooks import Change
 from backend.writes.values import ColumnValues
-
-if TYPE_CHECKING:
-    from backend.auth.dependencies import PendingCaller
 
 Clock = Callable[[], datetime]
 
@@ -148,7 +146,7 @@ class Writer:
         values: dict[str, Any],
         actor: Actor,
         *,
-        pending: "PendingCaller | None" = None,
+        pending: PendingCaller | None = None,
         finish: Finish | None = None,
     ) -> Written:
         """Insert a row from validated schema values (`<name>_ids` links, `password` too)."""
@@ -215,7 +213,7 @@ class Writer:
         db: Connection,
         columns: dict[str, Any],
         actor: Actor,
-        pending: "PendingCaller | None",
+        pending: PendingCaller | None,
         links: dict[str, list[Any]],
     ) -> Written:
         statement = self._fast_create(tuple(columns), pending is not None)
@@ -252,7 +250,7 @@ class Writer:
         actor: Actor,
         *,
         expected_version: int | None = None,
-        pending: "PendingCaller | None" = None,
+        pending: PendingCaller | None = None,
         finish: Finish | None = None,
     ) -> Written:
         """Change the given fields of the row `row_id` (all of them: a replace).
@@ -288,11 +286,18 @@ class Writer:
                     raise
         raise AssertionError("unreachable")
 
-    async def _stored(self, db: Connection, row_id: Any) -> tuple[Row, int]:
+    async def _stored(
+        self, db: Connection, row_id: Any, expected_version: int | None
+    ) -> tuple[Row, int]:
+        """The stored row (locked on PostgreSQL) and its version, which must be the expected
+        one when there is one."""
         stored = await db.first(self._select_stored, {_ROW_PK: row_id})
         if stored is None:
             raise RowNotFound(self.name, row_id)
-        return stored, int(stored[-1])
+        seen = int(stored[-1])
+        if expected_version is not None and seen != expected_version:
+            raise VersionMismatch(self.name, row_id, expected_version, seen)
+        return stored, seen
 
     async def _update_in_transaction(
         self,
@@ -306,9 +311,7 @@ class Writer:
     ) -> Written:
         at = self.clock()
         async with db.atomic():
-            stored, seen = await self._stored(db, row_id)
-            if expected_version is not None and seen != expected_version:
-                raise VersionMismatch(self.name, row_id, expected_version, seen)
+            stored, seen = await self._stored(db, row_id, expected_version)
             before = self._full(stored)
             change = Change(
                 self.name,
@@ -353,7 +356,7 @@ class Writer:
         columns: dict[str, Any],
         actor: Actor,
         expected_version: int | None,
-        pending: "PendingCaller | None",
+        pending: PendingCaller | None,
     ) -> Written:
         statement = self._fast_update(
             tuple(columns), pending is not None, expected_version is not None
@@ -417,9 +420,7 @@ class Writer:
     ) -> Written:
         at = self.clock()
         async with db.atomic():
-            stored, seen = await self._stored(db, row_id)
-            if expected_version is not None and seen != expected_version:
-                raise VersionMismatch(self.name, row_id, expected_version, seen)
+            stored, seen = await self._stored(db, row_id, expected_version)
             before = self._full(stored)
             change = Change(
                 self.name,
@@ -518,8 +519,6 @@ class Writer:
             values = [bindparam(key, type_=self.table.columns[key].type) for key in keys]
             chosen = select(*values)
             if as_caller:
-                from backend.auth.dependencies import caller_may
-
                 chosen = chosen.where(caller_may(self.resource.write_role))
             created = (
                 insert(self.table)
@@ -553,8 +552,6 @@ class Writer:
                 self.pk == bindparam(_ROW_PK)
             )
             if as_caller:
-                from backend.auth.dependencies import caller_may
-
                 stored = stored.where(caller_may(self.resource.write_role))
             old = stored.cte("tablestack_old")
             changed_row = update(self.table).where(
@@ -606,16 +603,10 @@ class Writer:
                     old.c[self.version.name] == bindparam(_EXPECTED, type_=self.version.type)
                 )
             gone = gone_row.returning(*self._returned).cte("tablestack_gone")
-            returned = list(gone.c)
-            names = [*self._returned_names]
-            changes = history.sql_changes(
-                (name, self.columns.get(name), returned[i], None) for i, name in enumerate(names)
-            )
-            log = self._log(gone, "deleted", changes, gone.c[self.version.name])
             statement = (
-                select(old.c[self.version.name], *returned)
+                select(old.c[self.version.name], *gone.c)
                 .select_from(old.outerjoin(gone, true()))
-                .add_cte(log)
+                .add_cte(self._log_deleted(gone))
             )
             self._fast[shape] = statement
         return statement
@@ -625,15 +616,18 @@ class Writer:
         statement = self._fast.get(("delete-all",))
         if statement is None:
             gone = delete(self.table).returning(*self._returned).cte("tablestack_gone")
-            returned = list(gone.c)
-            changes = history.sql_changes(
-                (name, self.columns.get(name), returned[i], None)
-                for i, name in enumerate(self._returned_names)
-            )
-            log = self._log(gone, "deleted", changes, gone.c[self.version.name])
-            statement = select(func.count()).select_from(gone).add_cte(log)
+            statement = select(func.count()).select_from(gone).add_cte(self._log_deleted(gone))
             self._fast[("delete-all",)] = statement
         return statement
+
+    def _log_deleted(self, gone: Any) -> Any:
+        """The history entries of the rows a DELETE ... RETURNING `_returned` CTE removed."""
+        returned = list(gone.c)
+        changes = history.sql_changes(
+            (name, self.columns.get(name), returned[i], None)
+            for i, name in enumerate(self._returned_names)
+        )
+        return self._log(gone, "deleted", changes, gone.c[self.version.name])
 
     async def _entry(
         self,
