@@ -17,7 +17,7 @@ error naming the row.
 """
 
 import datetime as dt
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -36,13 +36,12 @@ from pydantic import Field as PydanticField
 from pydantic.fields import FieldInfo
 from sqlalchemy import JSON, LargeBinary, Time, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
 from backend.auth.passwords import is_password_hash, verify_password
 from backend.crud.connection import SQLAlchemyConnection
-from backend.integrity import describe_integrity_error
 from backend.seeding.format import SeedError, SeedFile, describe_value, read_set
 from backend.seeding.progress import Progress
 from backend.seeding.tables import (
@@ -349,7 +348,7 @@ class _Loader:
         except DBAPIError as exc:
             if not self.savepoints and _is_refusal(exc):
                 raise _Replay() from None
-            raise _database_error(where.table, where, exc) from None
+            raise _database_error(where, exc) from None
 
     def _load_order(self, table: SeedTable, seed_file: SeedFile) -> list[int]:
         """The file's row numbers in the order to load them: file order, except that a row
@@ -681,16 +680,12 @@ def _is_refusal(exc: DBAPIError) -> bool:
     return not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
 
 
-def _database_error(table: SeedTable, where: _Where, exc: DBAPIError) -> Exception:
-    """The row's error from a database refusal: the constraint and fields when it names them,
-    else the driver's one-line reason (never the SQL); any other failure as it is."""
+def _database_error(where: _Where, exc: DBAPIError) -> Exception:
+    """The row's error from a database refusal the Writer did not map (its integrity and data
+    errors come as WriteErrors): the driver's one-line reason (never the SQL); any other
+    failure as it is."""
     if not _is_refusal(exc):
         return exc
-    if isinstance(exc, IntegrityError):
-        violation = describe_integrity_error(exc)
-        fields: Sequence[str] = violation.fields
-        names = [table.seed_field(f) for f in fields]
-        return where.error(violation.message(), " + ".join(names) or None)
     reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
     if reason.startswith("<class '") and ">: " in reason:  # SQLAlchemy's asyncpg adapter
         reason = reason.split(">: ", 1)[1]
