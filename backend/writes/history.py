@@ -289,9 +289,15 @@ def shown_value(column: Column[Any] | None, value: Any) -> Any:
     return value
 
 
+@cache
+def _columns(resource: ResourceOptions) -> dict[str, Column[Any]]:
+    """A resource's data columns by name (built once: a page of entries asks per entry)."""
+    return {c.name: c for c in data_columns(resource.table)}
+
+
 def shown_changes(resource: ResourceOptions, changes: Mapping[str, Any]) -> dict[str, Any]:
     """An entry's `changes` with each value in the API's encoding."""
-    columns = {c.name: c for c in data_columns(resource.table)}
+    columns = _columns(resource)
     shown: dict[str, Any] = {}
     for name, change in changes.items():
         if isinstance(change, list) and len(change) == 2:
