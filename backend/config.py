@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     # History entries older than this many days are deleted by `tablestack prune-history`
     # (0 keeps everything).
     history_retention_days: int = Field(default=0, ge=0)
+    # Request limits (backend/request_limits.py, backend/crud/query.py): a request body over
+    # `max_body_bytes` is a 413, read no further than the limit (API and admin alike); a
+    # query parameter name or value longer than `max_query_param_length` characters, or a
+    # JSON parameter (`filter=`, `sort=`, `range=`, `__contains=`) nested deeper than
+    # `max_json_depth`, is a 422 naming the parameter.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_query_param_length: int = Field(default=8192, ge=1)
+    max_json_depth: int = Field(default=32, ge=1, le=200)
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False

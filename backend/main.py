@@ -13,6 +13,7 @@ from backend.admin import mount_admin
 from backend.config import Settings, get_settings
 from backend.crud.api import install_api
 from backend.db import Database
+from backend.request_limits import RequestLimits
 from backend.schema import head_revisions
 from backend.security_headers import SecurityHeaders
 
@@ -61,6 +62,7 @@ def create_app(
     app.state.database = database
     app.state.migration_heads = head_revisions()
     app.include_router(health.router)
+    app.add_middleware(RequestLimits, settings=settings)  # inside CORS: 413s carry its headers
     install_api(app, settings)
     mount_admin(app, settings, database)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included

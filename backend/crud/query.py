@@ -21,6 +21,7 @@ What each kind of column offers (the same on both databases, unless said otherwi
 import enum
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "isnull")
 POSTGRES_ONLY = ("contains", "has_key")
 RESERVED = ("skip", "limit", "sort", "range", "filter", "q")
 MAX_IN_VALUES = 1000
+DEFAULT_MAX_JSON_DEPTH = 32  # the default of the MAX_JSON_DEPTH setting
 
 
 class ParameterError(Exception):
@@ -89,6 +91,31 @@ def check_text(value: str) -> str:
     except UnicodeEncodeError:
         raise ParameterError("must be valid UTF-8 text") from None
     return value
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_EMPTY_PAIR = re.compile(r"\[\]|\{\}")
+
+
+def load_json(raw: str, max_depth: int) -> Any:
+    """`raw` parsed as JSON, refused (ParameterError) when nested deeper than `max_depth`.
+
+    Python's parser recurses once per level: a value nested a few thousand levels deep raised
+    RecursionError (a 500), and one nested a few hundred deep recursed again in every step
+    after it. The depth is measured before parsing, at C speed: text with no more brackets
+    than `max_depth` cannot be deeper; otherwise, with strings taken out, each round removes
+    the innermost empty pairs, one level per round.
+    """
+    if raw.count("[") + raw.count("{") > max_depth:
+        brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", raw))
+        for _ in range(max_depth):
+            brackets = _EMPTY_PAIR.sub("", brackets)
+            if not brackets:
+                break
+        else:
+            raise ParameterError(f"must be valid JSON nested at most {max_depth} levels deep")
+    return json.loads(raw)
 
 
 _DIALECTS: dict[str, Dialect] = {
@@ -347,21 +374,25 @@ class PlainFilter:
 class ListParser:
     """Parses one list request of one resource, collecting every error before raising."""
 
-    def __init__(self, resource: ResourceOptions, *, dialect: str, page_size_max: int) -> None:
+    def __init__(
+        self,
+        resource: ResourceOptions,
+        *,
+        dialect: str,
+        page_size_max: int,
+        max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    ) -> None:
         self.resource = resource
         self.specs = field_specs(resource)
         self.dialect = dialect
         self.page_size_max = page_size_max
+        self.max_json_depth = max_json_depth
         self.errors: list[dict[str, Any]] = []
 
     def error(self, loc: Sequence[str | int], msg: str, value: Any = None) -> None:
         error: dict[str, Any] = {"type": "value_error", "loc": ("query", *loc), "msg": msg}
-        if value is not None:
-            try:  # echoed as given, unless JSON cannot write it (NaN, Infinity from `filter=`)
-                json.dumps(value, allow_nan=False)
-                error["input"] = value
-            except ValueError:
-                error["input"] = repr(value)
+        if value is not None:  # echoed as given (see backend.crud.validation_errors)
+            error["input"] = value
         self.errors.append(error)
 
     def raise_errors(self) -> None:
@@ -412,8 +443,11 @@ class ListParser:
         """Conditions from react-admin's `filter={"field": value, "q": "..."}`."""
         try:
             check_text(raw)
-            data = json.loads(raw)
-        except (ParameterError, ValueError):
+            data = load_json(raw, self.max_json_depth)
+        except ParameterError as exc:
+            self.error(("filter",), exc.msg, raw)
+            return []
+        except ValueError:
             self.error(("filter",), "must be a JSON object", raw)
             return []
         if not isinstance(data, dict):
@@ -530,7 +564,7 @@ class ListParser:
             value = raw
         else:
             try:
-                value = json.loads(check_text(str(raw)))
+                value = load_json(check_text(str(raw)), self.max_json_depth)
             except ValueError:
                 raise ParameterError("contains takes a JSON value") from None
         if not isinstance(value, dict | list):
@@ -586,7 +620,10 @@ class ListParser:
         fields: list[tuple[str, bool]] = []
         if raw is not None and raw.strip().startswith("["):
             try:
-                data = json.loads(raw)
+                data = load_json(raw, self.max_json_depth)
+            except ParameterError as exc:
+                self.error(("sort",), exc.msg, raw)
+                return []
             except ValueError:
                 data = None
             if (
@@ -629,7 +666,10 @@ class ListParser:
     def range(self, raw: str) -> tuple[int, int] | None:
         """react-admin's inclusive `[first, last]` as (skip, limit)."""
         try:
-            data = json.loads(raw)
+            data = load_json(raw, self.max_json_depth)
+        except ParameterError as exc:
+            self.error(("range",), exc.msg, raw)
+            return None
         except ValueError:
             data = None
         if (

@@ -83,6 +83,7 @@ class Reads:
                 self.resource,
                 dialect="sqlite" if self.settings.is_sqlite else "postgresql",
                 page_size_max=self.settings.page_size_max,
+                max_json_depth=self.settings.max_json_depth,
             )
             query = request.query_params.multi_items()
             plain = None
