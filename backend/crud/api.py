@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -18,6 +19,7 @@ from backend.crud.errors import is_data_exception
 from backend.crud.generator import resource_routers
 from backend.crud.history_routes import history_router
 from backend.crud.operation import GeneratedRoutes, OperationRoute
+from backend.crud.validation_errors import validation_error_response
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
 
@@ -60,6 +62,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DBAPIError, _data_error)
     app.add_exception_handler(ConnectionError, _database_unavailable)

@@ -3,14 +3,18 @@
 The API, the admin and seeding each validate input with the resource's schemas, which know
 types, lengths and bounds. What a schema cannot know, or a registry-given schema may leave
 out, is checked here for every surface alike: text no database stores (NUL characters, lone
-surrogates), lengths and integer ranges of the columns themselves, times out of range, and
-nulls on columns that require a value. A password becomes its hash in a worker thread: argon2
+surrogates), lengths and integer ranges of the columns themselves, times out of range,
+numbers that are not finite (`NaN`, `Infinity`: Python's JSON parser accepts them, and a float
+column would store them), JSON values nested deeper than `MAX_VALUE_DEPTH`, and nulls on
+columns that require a value. A password becomes its hash in a worker thread: argon2
 takes ~0.2 s of CPU, which must never block the event loop.
 """
 
 import functools
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +26,10 @@ from backend.crud.query import ParameterError, check_text
 from backend.crud.schemas import derive_schemas, integer_bounds
 from backend.registry import ResourceOptions, column_python_type, data_columns
 from backend.writes.errors import Problem, WriteError
+
+# A JSON column's value is written back by orjson, which stops at 254 levels; each level also
+# costs a recursion of every check on the way.
+MAX_VALUE_DEPTH = 64
 
 
 class ColumnValues:
@@ -123,7 +131,7 @@ def _requires_value(column: Column[Any], *, creating: bool) -> bool:
     return not creating or column.server_default is None
 
 
-def _unstorable(value: Any, column: Column[Any] | None) -> str | None:
+def _unstorable(value: Any, column: Column[Any] | None, depth: int = 0) -> str | None:
     """Why the databases cannot store `value` in `column`, or None."""
     if isinstance(value, str):
         try:
@@ -139,19 +147,27 @@ def _unstorable(value: Any, column: Column[Any] | None) -> str | None:
         low, high = integer_bounds(column)
         if not low <= value <= high:
             return f"must be between {low} and {high}"
+    elif isinstance(value, float | Decimal) and not _finite(value):
+        return "must be a finite number"
     elif isinstance(value, datetime):
         try:
             value.astimezone(UTC)
         except (OverflowError, ValueError):
             return "is out of the supported date range"
+    elif isinstance(value, list | tuple | dict) and depth >= MAX_VALUE_DEPTH:
+        return f"must be nested at most {MAX_VALUE_DEPTH} levels deep"
     elif isinstance(value, list | tuple):
-        return next((p for p in (_unstorable(v, None) for v in value) if p), None)
+        return next((p for p in (_unstorable(v, None, depth + 1) for v in value) if p), None)
     elif isinstance(value, dict):
         for key, item in value.items():
-            problem = _unstorable(key, None) or _unstorable(item, None)
+            problem = _unstorable(key, None) or _unstorable(item, None, depth + 1)
             if problem:
                 return problem
     return None
+
+
+def _finite(value: float | Decimal) -> bool:
+    return value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
 
 
 def _insert_defaults(
