@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 _DISCONNECT: Message = {"type": "http.disconnect"}
+_UNFRAMED_MEANS_EMPTY = ("1.1", "1.0")  # HTTP/2 and 3 frame a body without either header
 
 
 class RequestLimits:
@@ -53,18 +54,23 @@ class RequestLimits:
                 await self._refuse_parameter(scope, send, too_long)
                 return
         content_length = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 content_length = value
                 break
+            if name == b"transfer-encoding":
+                chunked = True
         if content_length is not None:
             # The server reads exactly this many bytes for the request (h11, httptools).
             if content_length.isdigit() and int(content_length) <= self.max_body_bytes:
                 await self.app(scope, receive, send)
             else:
                 await self._refuse_body(scope, send)
-            return
-        await _CountedBody(self, scope, receive, send).run()
+        elif chunked or scope.get("http_version") not in _UNFRAMED_MEANS_EMPTY:
+            await _CountedBody(self, scope, receive, send).run()
+        else:  # HTTP/1: a request with neither header has no body
+            await self.app(scope, receive, send)
 
     def _too_long_parameter(self, query: bytes) -> str | None:
         """The first parameter whose name or value is too long, as Starlette decodes them."""
@@ -85,7 +91,7 @@ class RequestLimits:
                 "msg": f"{name}: must be at most {limit} characters long",
                 "ctx": {"max_length": limit},
             }
-            body = json.dumps({"detail": [error]}).encode()
+            body = json.dumps({"detail": [error]}, separators=(",", ":")).encode()
             media_type = b"application/json"
         else:
             body = f"The query parameter {name!r} is longer than {limit} characters.\n".encode()
@@ -96,7 +102,7 @@ class RequestLimits:
         limit = self.max_body_bytes
         if _is_api(scope):
             detail = f"The request body is larger than the limit of {limit} bytes."
-            body = json.dumps({"detail": detail}).encode()
+            body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
             media_type = b"application/json"
         else:
             body = f"The form sent is larger than the limit of {limit} bytes.\n".encode()

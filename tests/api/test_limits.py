@@ -2,15 +2,25 @@
 echo what JSON cannot hold (NaN, Infinity, lone surrogates, deep nesting) - never a 500."""
 
 import json
-from collections.abc import AsyncIterator
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient, Response
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.config import Settings
 from backend.crud.query import ParameterError, load_json
+from backend.main import create_app
+from backend.request_limits import RequestLimits
 from tests.api.conftest import Rows
 
 LIMIT = 4096  # MAX_BODY_BYTES in these tests
@@ -131,8 +141,6 @@ async def test_the_admin_answers_a_form_over_the_limit_with_a_plain_413(
 async def test_a_refused_body_still_carries_the_security_and_cors_headers(
     database_url: str,
 ) -> None:
-    from backend.main import create_app
-
     settings = Settings(
         database_url=database_url,
         environment="test",
@@ -149,6 +157,93 @@ async def test_a_refused_body_still_carries_the_security_and_cors_headers(
     assert response.status_code == 413
     assert response.headers["access-control-allow-origin"] == "https://front.example"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[int]:
+    """The app served by uvicorn on a free port of 127.0.0.1 until the block ends."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="limits-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_served_app_answers_413_before_the_body_is_sent(database_url: str) -> None:
+    """Over a real socket: the 413 comes back while the client still holds the rest of the
+    body (none of it for a Content-Length, and nothing after the chunk that crossed the limit
+    for a chunked upload), and the server closes the connection: it never reads the excess."""
+    settings = Settings(database_url=database_url, environment="test", max_body_bytes=LIMIT)
+    head = b"POST /api/categories HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    with served(settings) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + b"Content-Length: 209715200\r\n\r\n")  # 200 MB announced
+            response = answer(sock)
+        assert response.startswith(b"HTTP/1.1 413 ")
+        assert response.endswith(
+            b'{"detail":"The request body is larger than the limit of 4096 bytes."}'
+        )
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = b" " * 1000
+            for _ in range(LIMIT // len(chunk) + 1):  # just over the limit; no last chunk
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            response = answer(sock)
+        assert response.startswith(b"HTTP/1.1 413 ")
+
+
+async def drive(app: ASGIApp, http_version: str, chunks: int) -> tuple[int, int]:
+    """POST `chunks` chunks of 1000 bytes with no length header: (status, chunks read)."""
+    messages: list[Message] = [{"type": "http.request", "body": b"x" * 1000, "more_body": True}]
+    messages = messages * chunks + [{"type": "http.request", "body": b"", "more_body": False}]
+    read = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal read
+        read += 1
+        return messages[read - 1]
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "http_version": http_version, "method": "POST", "path": "/api/x"}
+    await app({**scope, "query_string": b"", "headers": []}, receive, send)
+    return sent[0]["status"], read
+
+
+async def test_an_http2_body_without_length_headers_is_counted() -> None:
+    """HTTP/2 frames a body without Content-Length or Transfer-Encoding: it is counted too,
+    and read no further than the chunk that crosses the limit."""
+
+    async def body_length(scope: Scope, receive: Receive, send: Send) -> None:
+        body = await Request(scope, receive).body()
+        await PlainTextResponse(str(len(body)))(scope, receive, send)
+
+    limits = RequestLimits(body_length, settings=Settings(max_body_bytes=LIMIT))
+    assert await drive(limits, "2", 10) == (413, LIMIT // 1000 + 1)
+    assert await drive(limits, "2", 4) == (200, 5)
+    assert await drive(limits, "1.1", 0) == (200, 1)
 
 
 # Query parameters --------------------------------------------------------------------------
@@ -206,8 +301,6 @@ async def test_deep_json_parameters_are_refused_whatever_the_length_limit(
     database_url: str,
 ) -> None:
     """With the length limit out of the way, thousands of levels are a 422, not a 500."""
-    from backend.main import create_app
-
     settings = Settings(
         database_url=database_url,
         environment="test",
