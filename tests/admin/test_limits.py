@@ -1,0 +1,36 @@
+"""The admin meets the same limits as the API: a form over MAX_BODY_BYTES is a plain 413, and a
+number that is not finite is refused next to its field, never stored."""
+
+import pytest
+from fastapi import FastAPI
+
+from tests.admin.conftest import AdminClient
+from tests.admin.test_admin_http import field_errors
+from tests.admin.test_writes import _catalog, assert_clean, entries, product_form
+
+
+@pytest.mark.parametrize("price", ["NaN", "-Infinity", "1e999"])
+async def test_a_number_that_is_not_finite_is_refused_next_to_its_field(
+    app: FastAPI, editor_client: AdminClient, price: str
+) -> None:
+    category, _, _ = await _catalog(app)
+    response = await editor_client.post(
+        "/admin/product/create", product_form(category, price=price)
+    )
+    assert response.status_code == 400
+    assert list(field_errors(response.text)) == ["price"]
+    assert_clean(response.text)
+    assert await entries(app, "products") == []
+
+
+async def test_a_signed_in_form_over_the_limit_is_a_plain_413(
+    app: FastAPI, editor_client: AdminClient
+) -> None:
+    category, _, _ = await _catalog(app)
+    limit = app.state.settings.max_body_bytes
+    form = product_form(category, description="x" * limit)
+    response = await editor_client.post("/admin/product/create", form)
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == f"The form sent is larger than the limit of {limit} bytes.\n"
+    assert await entries(app, "products") == []
