@@ -30,6 +30,9 @@ from sqlalchemy import Enum, LargeBinary
 from sqlalchemy.orm import ColumnProperty
 from wtforms import FloatField, StringField, widgets
 
+from backend.crud.query import ParameterError, load_json
+from backend.writes.values import MAX_VALUE_DEPTH
+
 
 class JSONField(TextAreaField):
     """Any JSON value (an object, a list...) as text; blank is null."""
@@ -49,7 +52,10 @@ class JSONField(TextAreaField):
             self.data = None
             return
         try:
-            self.data = json.loads(text)
+            self.data = load_json(text, MAX_VALUE_DEPTH)  # deeper recursed to a 500
+        except ParameterError as exc:
+            self.data = None
+            raise ValueError(exc.msg) from None
         except json.JSONDecodeError as exc:
             self.data = None
             raise ValueError(
