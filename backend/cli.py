@@ -94,13 +94,21 @@ def serve(
     """Serve the API and the admin with uvicorn (uvloop and httptools)."""
     import uvicorn
 
-    _settings()
+    settings = _settings()
     if reload and workers > 1:
         raise CommandError("--reload and --workers > 1 cannot be combined")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"Tablestack on http://{shown}:{port}")
     typer.echo(f"  API docs: http://{shown}:{port}/docs")
     typer.echo(f"  Admin:    http://{shown}:{port}/admin")
+    # Serve anyway: an orchestrator starts the database and the app side by side, and waits
+    # on /readyz (503 until the database answers and is migrated); the operator is told once.
+    problem = asyncio.run(_database_not_ready(settings))
+    if problem is not None:
+        typer.echo(
+            f"tablestack: warning: {problem}; serving anyway (/readyz answers 503 until then)",
+            err=True,
+        )
     uvicorn.run(
         "backend.main:create_served_app",
         factory=True,
@@ -115,6 +123,30 @@ def serve(
         http="httptools",
         access_log=access_log,
     )
+
+
+async def _database_not_ready(settings: Settings) -> str | None:
+    """Why the database cannot serve requests yet, in one line, or None."""
+    from backend.db import create_engine
+    from backend.db_failures import describe
+    from backend.health import not_ready
+    from backend.schema import head_revisions
+
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    engine = create_engine(settings)
+    try:
+        problem = await asyncio.wait_for(
+            not_ready(engine, head_revisions()), timeout=settings.db_connect_timeout_s + 1
+        )
+    except TimeoutError:
+        return f"the database {url} did not answer within {settings.db_connect_timeout_s:g} s"
+    finally:
+        await engine.dispose()
+    if problem is None:
+        return None
+    if problem.error is None:
+        return f"the database {url} is not ready: {problem.reason}"
+    return f"the database {url} is unreachable ({describe(problem.error)})"
 
 
 # `tablestack migrate -1`: a revision may start with "-", so unknown options are arguments.

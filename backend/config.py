@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     db_pool_pre_ping: bool = False
     db_pool_recycle_s: int = Field(default=1800, ge=-1)
     db_echo: bool = False
+    # Database outages (backend.db_failures): how long a request waits for a pooled
+    # connection when all are busy, and for a new connection to be made, before it is answered
+    # 503 with Retry-After (instead of hanging on a locked table or an unreachable host).
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
     # API
     cors_origins: list[str] = Field(default_factory=list)
     page_size_default: int = Field(default=25, ge=1)

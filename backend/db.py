@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import BigInteger, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -56,18 +57,57 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             url,
             echo=settings.db_echo,
+            pool_timeout=settings.db_pool_timeout_s,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
+        pool_timeout=settings.db_pool_timeout_s,
+        connect_args={"timeout": settings.db_connect_timeout_s},  # asyncpg.connect's
     )
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    """Make every failure to connect an `OperationalError`, and replace a pooled connection
+    the server has closed before it is used.
+
+    - asyncpg raises its own errors when a connection is refused: `OSError`s (refused, DNS,
+      timeout) and server errors such as `too many clients` (53300) or `the database system
+      is shutting down` (57P03), which SQLAlchemy passes on as they are or as a generic
+      DB-API `Error`. As the DB-API (and psycopg) have it, each is an `OperationalError`,
+      with the server's SQLSTATE kept, on every path that connects: the ORM's sessions and
+      the generated routes' raw connections alike.
+    - A server that restarted or ended a session closed its end of each connection; asyncpg
+      marks such a connection closed as soon as the event loop reads the end of the stream.
+      Checked when the pool hands a connection out (no round trip, unlike pre-ping), a closed
+      one is replaced there, instead of failing the request that would have used it.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        dbapi = dialect.loaded_dbapi
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dbapi.OperationalError:
+            raise
+        except Exception as error:
+            message = str(error).strip() or type(error).__name__
+            raise dbapi.OperationalError(message, error) from error
+
+    @event.listens_for(sync_engine, "checkout")
+    def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

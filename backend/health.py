@@ -1,5 +1,6 @@
 """Liveness and readiness probes."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
@@ -8,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.db import get_database
 
@@ -27,27 +29,38 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request) -> JSONResponse:
     heads: set[str] = request.app.state.migration_heads
-    database = get_database(request)
+    problem = await not_ready(get_database(request).engine, heads)
+    if problem is not None:
+        body: dict[str, Any] = {"status": "unavailable", "reason": problem.reason}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", "revision": ",".join(sorted(heads))})
+
+
+@dataclass(frozen=True)
+class NotReady:
+    """Why the database cannot serve yet: `reason` for a probe, `error` for an operator."""
+
+    reason: str
+    error: BaseException | None = None
+
+
+async def not_ready(engine: AsyncEngine, heads: set[str]) -> NotReady | None:
+    """None when the database answers and is migrated to `heads`; else why not (what
+    `/readyz` reports, and `tablestack serve` warns about at start)."""
 
     def current(connection: Connection) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
     try:
-        async with database.engine.connect() as connection:
+        async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
             revisions = await connection.run_sync(current)
     except (SQLAlchemyError, OSError) as exc:
-        reason = f"database unreachable: {type(exc).__name__}"
-        return _unavailable(reason)
+        return NotReady(f"database unreachable: {type(exc).__name__}", exc)
     if revisions != heads:
         found = ", ".join(sorted(revisions)) or "none"
-        return _unavailable(
+        return NotReady(
             f"migrations not at head (database: {found}; head: {', '.join(sorted(heads))}); "
             "run `tablestack migrate`"
         )
-    return JSONResponse({"status": "ready", "revision": ",".join(sorted(revisions))})
-
-
-def _unavailable(reason: str) -> JSONResponse:
-    body: dict[str, Any] = {"status": "unavailable", "reason": reason}
-    return JSONResponse(body, status_code=503)
+    return None

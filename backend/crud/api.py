@@ -11,7 +11,8 @@ from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from backend.auth.routes import router as auth_router
 from backend.config import Settings
@@ -20,6 +21,7 @@ from backend.crud.generator import resource_routers
 from backend.crud.history_routes import history_router
 from backend.crud.operation import GeneratedRoutes, OperationRoute
 from backend.crud.validation_errors import validation_error_response
+from backend.db_failures import RETRY_AFTER_S, classify, describe
 from backend.integrity import describe_integrity_error
 from backend.registry import ResourceOptions, registry
 
@@ -65,6 +67,9 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DBAPIError, _data_error)
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT_S.
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    # A socket error the driver did not wrap (backend.db wraps those of connecting).
     app.add_exception_handler(ConnectionError, _database_unavailable)
 
 
@@ -79,23 +84,42 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
-    """The database could not be reached or dropped the connection: retry shortly.
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database could not be reached, refused a connection, dropped it, timed out or ran
+    out of connections: retry shortly.
 
-    The pool has already discarded the broken connection, so the retry gets a fresh one.
+    The pool has already discarded the broken connection (and any other made before it), so
+    the retry gets a fresh one.
     """
+    logger.warning(
+        "%s %s: database unavailable: %s", request.method, request.url.path, describe(exc)
+    )
     return JSONResponse(
         {"detail": "The database is unavailable; retry shortly."},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+async def _transaction_conflict(request: Request, exc: Exception) -> JSONResponse:
+    """The transaction lost to a concurrent one (serialization failure, deadlock victim) and
+    was rolled back: nothing was written, the same request may be sent again now."""
+    logger.info("%s %s: %s", request.method, request.url.path, describe(exc))
+    return JSONResponse(
+        {"detail": "The change conflicted with a concurrent one and was not made; retry it."},
+        status_code=status.HTTP_409_CONFLICT,
+        headers={"Retry-After": "0"},
     )
 
 
 async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     """Last line of defence for a value the database refused (no SQL in the answer)."""
     assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+    failure = classify(exc)
+    if failure == "unavailable":
         return await _database_unavailable(_request, exc)
+    if failure == "conflict":
+        return await _transaction_conflict(_request, exc)
     if not is_data_exception(exc):
         # a fault of ours, not the client's: the log has it, the answer shows no SQL
         logger.error("%s %s: database error", _request.method, _request.url.path, exc_info=exc)

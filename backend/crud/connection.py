@@ -30,7 +30,7 @@ from sqlalchemy import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import LRUCache
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -165,8 +165,10 @@ class AsyncpgConnection(Connection):
         cache: StatementCache,
         *,
         joined: bool,
+        pool: Pool | None = None,
     ) -> None:
         self._pooled = pooled
+        self._pool = pool  # the pool `pooled` came from (None when joined)
         self._driver: Any = pooled.driver_connection
         self._dialect = dialect
         self._cache = cache
@@ -267,7 +269,7 @@ class AsyncpgConnection(Connection):
             return translated  # not the driver's (an OSError, say): as it is
         invalidated = self._dialect.is_disconnect(translated, adapted, None)
         if invalidated:
-            self._pooled.invalidate(translated)
+            self._invalidate(translated)
         return DBAPIError.instance(
             sql,
             arguments,
@@ -277,6 +279,17 @@ class AsyncpgConnection(Connection):
             connection_invalidated=invalidated,
             dialect=self._dialect,
         )
+
+    def _invalidate(self, error: Exception) -> None:
+        """Discard this lost connection and, as SQLAlchemy does on a disconnect
+        (`Connection._handle_dbapi_exception`), every other one the pool made before it: a
+        lost connection usually means a restarted server or a cut network, and each of those
+        would otherwise fail a request of its own. They are replaced when next checked out;
+        requests already running on one still fail."""
+        if self._pool is None:
+            self._pooled.invalidate(error)
+        else:
+            self._pool._invalidate(self._pooled, error)  # private: tests/api/test_unavailable
 
     async def all(self, statement: ClauseElement, params: Params | None = None) -> list[Row]:
         rows: list[Row] = await self._run("fetch", statement, params)
@@ -445,8 +458,22 @@ class ConnectionSource:
                 await bound.exec_driver_sql("SELECT 1")  # SQLAlchemy begins lazily: begin now
             yield AsyncpgConnection(joined, engine.dialect, cache, joined=True)
             return
-        pooled = await engine.raw_connection()
-        connection = AsyncpgConnection(pooled, engine.dialect, cache, joined=False)
+        try:
+            pooled = await engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as error:
+            # What `engine.connect()` raises for the same failure (raw_connection() leaves
+            # the DB-API's error as it is): an OperationalError when the server refused us.
+            raise DBAPIError.instance(
+                None,
+                None,
+                error,
+                engine.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=engine.dialect,
+            ) from error
+        connection = AsyncpgConnection(
+            pooled, engine.dialect, cache, joined=False, pool=engine.pool
+        )
         try:
             yield connection
         except BaseException as exc:
