@@ -37,7 +37,9 @@ async def test_anonymous_reads_are_limited_per_client_ip(limited_app: LimitedFac
 async def test_each_role_has_its_own_limit_and_each_user_their_own_count(
     limited_app: LimitedFactory,
 ) -> None:
-    limited = await limited_app(rate_limit_viewer_read="2/minute", rate_limit_editor_read="4/minute")
+    limited = await limited_app(
+        rate_limit_viewer_read="2/minute", rate_limit_editor_read="4/minute"
+    )
     _, viewer = await limited.user(Role.viewer)
     _, editor = await limited.user(Role.editor)
     _, editor2 = await limited.user(Role.editor)
@@ -57,10 +59,14 @@ async def test_writes_count_apart_from_reads(limited_app: LimitedFactory) -> Non
     _, token = await limited.user(Role.editor)
     auth = {"Authorization": f"Bearer {token}"}
     async with limited.client() as client:
-        first = await client.post("/api/categories", json={"name": "Lamps", "slug": "lamps-rl"}, headers=auth)
+        first = await client.post(
+            "/api/categories", json={"name": "Lamps", "slug": "lamps-rl"}, headers=auth
+        )
         assert first.status_code == 201, first.text
         assert first.headers["ratelimit-limit"] == "1"
-        second = await client.post("/api/categories", json={"name": "Chairs", "slug": "chairs-rl"}, headers=auth)
+        second = await client.post(
+            "/api/categories", json={"name": "Chairs", "slug": "chairs-rl"}, headers=auth
+        )
         assert_limited(second, 1)
         assert (await client.get("/api/categories", headers=auth)).status_code == 200
         listed = await client.get("/api/categories", headers=auth)
