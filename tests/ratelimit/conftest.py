@@ -36,7 +36,7 @@ async def _redis_keys(prefix: str, delete: bool) -> list[str]:
     )
     keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
     if delete and keys:
-        await client.delete(keys)
+        await client.delete(tuple(keys))
     return keys
 
 
