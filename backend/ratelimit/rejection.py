@@ -99,7 +99,10 @@ THROTTLED_PAGE = """<!DOCTYPE html>
 def throttled_page(refusal: RateLimited, back: str) -> HTMLResponse:
     """The admin's answer to a refused sign-in: a readable 429 page with `Retry-After`."""
     seconds = refusal.retry_after
-    wait = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    if seconds == 1:
+        wait = "1 second"
+    else:
+        wait = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
     return HTMLResponse(
         THROTTLED_PAGE.format(wait=wait, back=back),
         status_code=refusal.status_code,
