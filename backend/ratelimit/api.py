@@ -20,6 +20,7 @@ import logging
 import time
 from functools import lru_cache
 from ipaddress import ip_network
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
 from limits import RateLimitItem, parse_many
@@ -33,6 +34,9 @@ from backend.db import Database
 from backend.models import Role
 from backend.ratelimit.counters import Limiter, Window
 from backend.ratelimit.rejection import reject
+
+if TYPE_CHECKING:
+    from backend.ratelimit import RateLimits
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +174,7 @@ def _response(refusal: HTTPException) -> JSONResponse:
 class ApiRateLimits:
     """ASGI middleware: `ApiPolicy` on every `/api` request, `RateLimit-*` on its answer."""
 
-    def __init__(self, app: ASGIApp, limits: object, policy: ApiPolicy) -> None:
+    def __init__(self, app: ASGIApp, limits: "RateLimits", policy: ApiPolicy) -> None:
         self.app = app
         self.limits = limits
         self.policy = policy

@@ -167,3 +167,14 @@ async def test_throttle_limits_other_actions_by_ip_and_account(
     # sign-in counts apart from password resets
     user, _ = await limited.user(Role.viewer)
     assert (await signed_in(limited, user.email, PASSWORD, "198.51.100.50")).status_code == 200
+
+
+async def test_sign_in_is_still_guarded_while_redis_is_down(limited_app: LimitedFactory) -> None:
+    limited, _ = await guarded(
+        limited_app, signin_free_failures=1, redis_url="redis://127.0.0.1:1/0"
+    )
+    user, _ = await limited.user(Role.viewer)
+    ip = "198.51.100.60"
+    statuses = [(await signed_in(limited, user.email, WRONG, ip)).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]  # counted in this process's memory meanwhile
+    assert (await signed_in(limited, user.email, PASSWORD, ip)).status_code == 429
