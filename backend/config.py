@@ -1,5 +1,6 @@
 """Settings from environment variables (prefix-free) and an optional `.env` file."""
 
+import json
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
@@ -129,7 +130,12 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> object:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)  # a JSON list, as CORS_ORIGINS is written
+            except ValueError:
+                raise ValueError("is neither a JSON list nor comma-separated addresses") from None
+        elif isinstance(value, str):
             value = [item.strip() for item in value.split(",") if item.strip()]
         if isinstance(value, list):
             for item in value:

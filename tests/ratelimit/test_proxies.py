@@ -66,6 +66,10 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy() -> None:
 def test_trusted_proxies_are_read_from_a_comma_separated_list() -> None:
     assert load_settings(trusted_proxies="10.0.0.0/8, ::1").trusted_proxies == ["10.0.0.0/8", "::1"]
     assert load_settings(trusted_proxies="").trusted_proxies == []
+    assert load_settings(trusted_proxies='["10.0.0.1", "::1"]').trusted_proxies == [
+        "10.0.0.1",
+        "::1",
+    ]
     with pytest.raises(ConfigurationError, match="TRUSTED_PROXIES: '10.0.0.1/8' is not"):
         load_settings(trusted_proxies="10.0.0.1/8")  # uvicorn would ignore it silently
     with pytest.raises(ConfigurationError, match="TRUSTED_PROXIES: 'proxy.local' is not"):
