@@ -116,7 +116,9 @@ def serve(
         port=port,
         reload=reload,
         workers=None if reload else workers,
-        proxy_headers=True,
+        # the app believes X-Forwarded-* from TRUSTED_PROXIES only (backend/proxies.py);
+        # uvicorn's own handling would trust 127.0.0.1 whatever the setting says
+        proxy_headers=False,
         # The fast event loop and HTTP parser, named so a missing one fails loudly instead of
         # silently falling back to the slow pure-Python ones.
         loop="uvloop",

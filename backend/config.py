@@ -1,11 +1,14 @@
 """Settings from environment variables (prefix-free) and an optional `.env` file."""
 
+import json
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from limits import parse_many
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -79,6 +82,86 @@ class Settings(BaseSettings):
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False
+    # Rate limits and proxies (backend/ratelimit, backend/proxies.py). A limit is written in
+    # the `limits` notation, "<count>/<period>" joined by ";" ("10/minute;100/hour"); empty
+    # means none. API limits count per user (signed in) or per client IP (anonymous).
+    rate_limits_enabled: bool = True
+    redis_url: str | None = None  # counters shared by every process; in memory without it
+    redis_key_prefix: str = "tablestack"
+    # API limits' window (sign-in always uses the exact moving window). Fixed is the cheapest
+    # (~15 us a request in memory) but lets up to twice a limit through across a window edge.
+    rate_limit_strategy: Literal["fixed-window", "sliding-window-counter", "moving-window"] = (
+        "fixed-window"
+    )
+    rate_limit_headers: bool = True  # RateLimit-* on successful answers too, not only on 429s
+    rate_limit_anonymous_read: str = "300/minute"
+    rate_limit_anonymous_write: str = "60/minute"
+    rate_limit_viewer_read: str = "1200/minute"
+    rate_limit_viewer_write: str = "120/minute"
+    rate_limit_editor_read: str = "1200/minute"
+    rate_limit_editor_write: str = "600/minute"
+    rate_limit_admin_read: str = "3000/minute"
+    rate_limit_admin_write: str = "1200/minute"
+    rate_limit_per_ip: str = "6000/minute"  # every API request from one IP, whoever signs it
+    # Sign-in (`POST /api/auth/token`, `/admin/login`): every attempt counts, right or wrong.
+    rate_limit_signin_ip: str = "30/minute;300/hour"
+    rate_limit_signin_account: str = "10/minute;60/hour"
+    # After this many wrong passwords in an hour, each further one locks the account (or the
+    # IP) for 1 s, 2 s, 4 s, ... up to the maximum; a right password during the lock is 429.
+    signin_free_failures: int = Field(default=5, ge=0)
+    signin_ip_free_failures: int = Field(default=20, ge=0)
+    signin_backoff_max_s: int = Field(default=900, ge=1)
+    # Direct peers whose X-Forwarded-For / X-Forwarded-Proto / X-Forwarded-Host are believed:
+    # comma-separated IPs or CIDRs, or "*" (any peer: only behind a proxy that is the sole way in).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator(
+        "rate_limit_anonymous_read",
+        "rate_limit_anonymous_write",
+        "rate_limit_viewer_read",
+        "rate_limit_viewer_write",
+        "rate_limit_editor_read",
+        "rate_limit_editor_write",
+        "rate_limit_admin_read",
+        "rate_limit_admin_write",
+        "rate_limit_per_ip",
+        "rate_limit_signin_ip",
+        "rate_limit_signin_account",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"cannot read the rate limit {value!r}; write it as <count>/<period>, "
+                    'several joined by ";", e.g. "10/minute;100/hour", or leave it empty'
+                ) from None
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)  # a JSON list, as CORS_ORIGINS is written
+            except ValueError:
+                raise ValueError("is neither a JSON list nor comma-separated addresses") from None
+        elif isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list):
+            for item in value:
+                # uvicorn would silently take a malformed entry as a literal that never matches
+                try:
+                    if item != "*":
+                        ip_network(item)
+                except ValueError:
+                    raise ValueError(
+                        f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8, with no "
+                        "host bits set)"
+                    ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

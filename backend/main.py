@@ -14,6 +14,7 @@ from backend.config import Settings, get_settings
 from backend.crud.api import install_api
 from backend.db import Database
 from backend.request_limits import RequestLimits
+from backend.proxies import TrustedProxies
 from backend.schema import head_revisions
 from backend.security_headers import SecurityHeaders
 
@@ -65,7 +66,9 @@ def create_app(
     app.add_middleware(RequestLimits, settings=settings)  # inside CORS: 413s carry its headers
     install_api(app, settings)
     mount_admin(app, settings, database)
-    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
+    app.add_middleware(SecurityHeaders)  # on every answer, errors included
+    if settings.trusted_proxies:  # outermost: everything inside sees the real client
+        app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     return app
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 # The fixture app's tables (every column type and table shape) join the demo's in every test,
 # and in every process a test starts (the CLI, a served app), before anything imports them.
 os.environ["APPS"] = '["tests.fixture_app"]'
+# The suite sends hundreds of requests a minute from one address: rate limits are off unless a
+# test turns them on (tests/ratelimit), here and in the servers tests start.
+os.environ["RATE_LIMITS_ENABLED"] = "false"
 
 import pytest
 from asgi_lifespan import LifespanManager

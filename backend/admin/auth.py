@@ -17,6 +17,8 @@ from backend.auth.users import authenticate
 from backend.config import Settings
 from backend.db import Database
 from backend.models import Role, User
+from backend.ratelimit import RateLimited, sign_in_attempt
+from backend.ratelimit.rejection import throttled_page
 from backend.registry import ResourceOptions
 
 SESSION_COOKIE = "tablestack_admin"
@@ -58,10 +60,16 @@ class AdminAuth(AuthenticationBackend):
         request.scope["tablestack_login_email"] = email  # shown again after a failure
         if not email or not password:
             return False
+        try:
+            attempt = await sign_in_attempt(request, email)
+        except RateLimited as refused:
+            return throttled_page(refused, str(request.url_for("admin:login")))
         async with self.database.api_sessions() as session:
             user = await authenticate(session, email, password)
         if user is None:
+            await attempt.failed()
             return False
+        await attempt.succeeded()
         request.session.clear()  # a fresh session: nothing carried over from before sign-in
         request.session.update({"user_id": user.id, "auth": self.fingerprint(user)})
         return True

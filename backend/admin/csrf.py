@@ -6,7 +6,8 @@ Every state-changing admin request (POST, PUT, PATCH, DELETE) must pass two chec
   the `X-CSRFToken` header. Pages carry it in a `<meta>` tag; `templates/sqladmin/base.html`
   adds it to every form and to the admin's AJAX calls (the delete buttons);
 - a same-origin check: a browser's Origin (or, failing that, Referer) header must name this
-  host, as Django's CSRF middleware also requires.
+  host (or the host a trusted proxy forwarded, `backend.proxies`), as Django's CSRF
+  middleware also requires.
 
 Hand-written because the libraries that fit do not work here: asgi-csrf 0.11 crashes on
 multipart forms with today's python-multipart (`FormParser() got an unexpected keyword
@@ -22,6 +23,8 @@ from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.proxies import forwarded_host
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_KEY = "csrf"
@@ -75,9 +78,9 @@ class SameOriginCheck:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = Headers(scope=scope)
             claimed = headers.get("origin") or headers.get("referer")
-            # a reverse proxy may rewrite Host and pass the original on; a browser cannot
-            # add X-Forwarded-Host to a cross-site form post (and a script would need CORS)
-            hosts = {headers.get("host", ""), headers.get("x-forwarded-host", "")} - {""}
+            # A reverse proxy may rewrite Host and pass the original on in X-Forwarded-Host:
+            # believed only from a trusted proxy (TRUSTED_PROXIES), as any client can send it.
+            hosts = {headers.get("host", ""), forwarded_host(scope) or ""} - {""}
             if claimed is not None and (claimed == "null" or urlsplit(claimed).netloc not in hosts):
                 await refuse(send, "The request came from another site.")
                 return

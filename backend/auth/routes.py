@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
@@ -13,6 +13,8 @@ from backend.auth.users import authenticate
 from backend.crud.errors import BAD_BODY, Message
 from backend.db import SessionDep
 from backend.models import User
+from backend.ratelimit import sign_in_attempt
+from backend.ratelimit.rejection import TOO_MANY_REQUESTS
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -36,17 +38,25 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     name="auth-token",
     summary="Sign in: exchange an email and password for an access token",
     response_model=Token,
-    responses={**BAD_BODY, **UNAUTHORIZED},
+    responses={**BAD_BODY, **UNAUTHORIZED, **TOO_MANY_REQUESTS},
 )
 async def issue_token(
+    request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Token:
-    """OAuth2 password flow: `username` is the user's email."""
+    """OAuth2 password flow: `username` is the user's email.
+
+    Attempts are limited per client IP and per account, and wrong passwords lock the account
+    for a growing time (429 with `Retry-After`, even for the right password meanwhile).
+    """
+    attempt = await sign_in_attempt(request, form.username)
     user = await authenticate(session, form.username, form.password)
     if user is None or user.id is None:
+        await attempt.failed()
         raise unauthorized("Incorrect email or password")
+    await attempt.succeeded()
     return Token(
         access_token=create_access_token(user.id, settings),
         expires_in=settings.access_token_expire_minutes * 60,

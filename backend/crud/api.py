@@ -23,12 +23,14 @@ from backend.crud.operation import GeneratedRoutes, OperationRoute
 from backend.crud.validation_errors import validation_error_response
 from backend.db_failures import RETRY_AFTER_S, classify, describe
 from backend.integrity import describe_integrity_error
+from backend.ratelimit import install_rate_limits
 from backend.registry import ResourceOptions, registry
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
 EXPOSED_HEADERS = ["X-Total-Count", "Content-Range", "Location", "Preference-Applied"]
+EXPOSED_HEADERS += ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
 
 
 def build_api_router(
@@ -56,6 +58,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             if isinstance(route, OperationRoute):
                 generated.add(API_PREFIX, route)
     app.router.routes.insert(0, generated)  # found first, by a dict lookup
+    install_rate_limits(app, settings)  # inside CORS: a browser can read a 429
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
