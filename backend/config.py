@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False
+    # Admin sessions (backend/admin/auth.py): a session ends this many seconds after sign-in
+    # whatever happens, and after this many seconds without a request (0: no idle limit).
+    admin_session_max_age_s: int = Field(default=12 * 3600, ge=60)
+    admin_session_idle_s: int = Field(default=3600, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -48,7 +48,7 @@ async def issue_token(
     if user is None or user.id is None:
         raise unauthorized("Incorrect email or password")
     return Token(
-        access_token=create_access_token(user.id, settings),
+        access_token=create_access_token(user.id, settings, auth_version=user.auth_version),
         expires_in=settings.access_token_expire_minutes * 60,
     )
 
