@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
+from backend.auth import recovery
 from backend.auth.dependencies import CurrentUserDep, SettingsDep, unauthorized
 from backend.auth.schemas import UserRead
 from backend.auth.tokens import create_access_token
@@ -63,3 +64,7 @@ async def issue_token(
 )
 async def read_me(user: CurrentUserDep) -> User:
     return user
+
+
+# `/api/auth/password-reset` and its confirmation
+router.include_router(recovery.router)
