@@ -1,10 +1,12 @@
 """A real SMTP server in this process (aiosmtpd, in a thread of its own) that keeps what it
 receives, for the tests to read the links in the messages."""
 
+import asyncio
 import email
 import queue
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,8 +27,15 @@ class Mailbox:
     host: str
     port: int
     received: "queue.Queue[EmailMessage]" = field(default_factory=queue.Queue)
+    # While cleared, the server holds every message before accepting it (a slow SMTP server).
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if not self.gate.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait)
         message = email.message_from_bytes(envelope.content, policy=default)
         assert isinstance(message, EmailMessage)
         self.received.put(message)
