@@ -94,6 +94,7 @@ class AccountPages:
                 return await self.render(request, "set_password.html", {"bad_link": True}, 400)
             context = {"token": token, "email": account.email, "purpose": purpose}
             return await self.render(request, "set_password.html", context)
+        # RATE LIMIT (issue 11): the limiter of backend/ratelimit goes here, per client IP.
         form = await request.form()
         token, password = _text(form, "token"), _text(form, "password")
         context = {"token": token, "email": _text(form, "email")}

@@ -348,8 +348,11 @@ async def request_password_reset(
     summary="Set a new password with the token of an emailed link",
     response_model=Message,
     responses={
-        **BAD_BODY,
-        400: {"model": Message, "description": "The token is invalid, expired or used"},
+        400: {
+            "model": Message,
+            "description": "The body cannot be parsed (not JSON text), or the token is invalid, "
+            "expired or already used",
+        },
     },
 )
 async def confirm_password_reset(

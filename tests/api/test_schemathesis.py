@@ -51,8 +51,13 @@ def fuzz_settings(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with fresh_database(backend, tmp_path_factory.mktemp("fuzz")) as url:
         # mail configured (to a port nobody listens on: no fuzzed email has an account), so
         # that the password reset routes are fuzzed as served rather than answering 503
-        mail = {"smtp_host": "127.0.0.1", "smtp_port": 9, "public_base_url": "http://testserver"}
-        settings = Settings(database_url=url, environment="test", **mail)
+        settings = Settings(
+            database_url=url,
+            environment="test",
+            smtp_host="127.0.0.1",
+            smtp_port=9,
+            public_base_url="http://testserver",
+        )
         asyncio.run(database_schema.upgrade(url))
         asyncio.run(
             upsert_user(
