@@ -86,8 +86,8 @@ def bearer_claims(request: Request, settings: Settings) -> TokenClaims | None:
 
 def _gone_user() -> HTTPException:
     return unauthorized(
-        "The token was revoked (its user's password changed or they signed out everywhere), "
-        "or its user no longer exists or is inactive",
+        "The token was revoked (its user's password changed since it was issued), or its "
+        "user no longer exists or is inactive",
         error="invalid_token",
     )
 
