@@ -5,9 +5,10 @@ from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -162,6 +163,25 @@ class Settings(BaseSettings):
                         "host bits set)"
                     ) from None
         return value
+    # Admin sessions (backend/admin/auth.py): a session ends this many seconds after sign-in
+    # whatever happens, and after this many seconds without a request (0: no idle limit).
+    admin_session_max_age_s: int = Field(default=12 * 3600, ge=60)
+    admin_session_idle_s: int = Field(default=3600, ge=0)
+    # Account recovery by email (backend/mail.py, backend/auth/recovery.py). Without SMTP_HOST
+    # and PUBLIC_BASE_URL, password resets and invitations say they are unavailable.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Tablestack <noreply@localhost>"
+    smtp_starttls: bool = True  # upgrade the connection with STARTTLS (port 587); required
+    smtp_tls: bool = False  # implicit TLS from the first byte instead (port 465; no STARTTLS)
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    # The address people reach this server at, for the links in emails (never taken from a
+    # request's Host header, which a client chooses).
+    public_base_url: str | None = None
+    password_reset_max_age_s: int = Field(default=3600, ge=60)
+    invitation_max_age_s: int = Field(default=7 * 24 * 3600, ge=60)
 
     @field_validator("database_url")
     @classmethod
@@ -176,6 +196,21 @@ class Settings(BaseSettings):
                 f"use one of {', '.join(SUPPORTED_DRIVERS)}"
             )
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://admin.example.com")
+        return value.rstrip("/")
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Whether emails (password resets, invitations) can be sent."""
+        return bool(self.smtp_host) and self.public_base_url is not None
 
     @property
     def is_sqlite(self) -> bool:

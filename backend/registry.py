@@ -20,7 +20,7 @@ from sqlalchemy.orm import registry as orm_registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
-from backend.auth.hooks import UserHooks
+from backend.auth.hooks import USER_AUTH_COLUMNS, UserHooks
 from backend.auth.schemas import UserCreate, UserRead, UserUpdate
 from backend.config import get_settings
 from backend.models import Category, Customer, Order, OrderItem, Product, Role, Tag, User
@@ -442,8 +442,8 @@ registry.register(
     hooks=UserHooks(),  # there is always an active admin
     admin=AdminOptions(
         column_list=("id", "email", "full_name", "role", "is_active", "created_at"),
-        column_details_exclude_list=("hashed_password",),
-        form_excluded_columns=("hashed_password", "created_at"),
+        column_details_exclude_list=("hashed_password", *USER_AUTH_COLUMNS),
+        form_excluded_columns=("hashed_password", "created_at", *USER_AUTH_COLUMNS),
         icon="fa-solid fa-user-shield",
         category="Administration",
     ),

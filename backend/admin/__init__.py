@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from backend.admin.accounts import install_account_pages
 from backend.admin.auth import AdminAuth, RoleAuthorization, current_user
 from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
 from backend.admin.forms import form_mode
@@ -137,4 +138,5 @@ def mount_admin(
     for page in pages:
         admin.add_view(page)
     history.register(view for view in admin.views if isinstance(view, ResourceView))
+    install_account_pages(admin, settings, database)  # forgot/set password, invite user
     return admin

@@ -4,6 +4,11 @@ Every generated `/api` route admits its caller with `admit(...)`. A missing toke
 anonymous: allowed for reads of viewer-level resources when `ANONYMOUS_READ` is on, otherwise
 401. A bad, expired or revoked token is always 401 (never silently anonymous). A signed-in
 user whose role is too low gets 403.
+
+A token is revoked when its user's `auth_version` moves on (a password change, a
+deactivation): the version the token carries is compared with the stored one in the same
+query that reads the caller's role, so revocation costs no round trip of its own and applies
+to the very next request, in every server process.
 """
 
 from dataclasses import dataclass
@@ -23,7 +28,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from backend.auth.tokens import InvalidToken, read_access_token
+from backend.auth.tokens import InvalidToken, TokenClaims, read_token_claims
 from backend.config import Settings
 from backend.crud.connection import Connection
 from backend.db import SessionDep
@@ -55,32 +60,36 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def token_user_id(
+def token_claims(
     credentials: HTTPAuthorizationCredentials | None, settings: Settings
-) -> int | None:
-    """The user id of a valid bearer token, None without one; 401 for a token that fails."""
-    return None if credentials is None else _user_id(credentials.credentials, settings)
+) -> TokenClaims | None:
+    """The claims of a valid bearer token, None without one; 401 for a token that fails."""
+    return None if credentials is None else _claims(credentials.credentials, settings)
 
 
-def _user_id(token: str, settings: Settings) -> int:
+def _claims(token: str, settings: Settings) -> TokenClaims:
     try:
-        return read_access_token(token, settings)
+        return read_token_claims(token, settings)
     except InvalidToken:
         raise unauthorized("Invalid or expired token", error="invalid_token") from None
 
 
-def bearer_user_id(request: Request, settings: Settings) -> int | None:
-    """`token_user_id` of the request's `Authorization: Bearer` header, read as `bearer_scheme`
+def bearer_claims(request: Request, settings: Settings) -> TokenClaims | None:
+    """`token_claims` of the request's `Authorization: Bearer` header, read as `bearer_scheme`
     reads it (another scheme, or none, is no token) without building its credentials model."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if not (scheme and token) or scheme.lower() != "bearer":
         return None
-    return _user_id(token, settings)
+    return _claims(token, settings)
 
 
 def _gone_user() -> HTTPException:
-    return unauthorized("The token's user no longer exists or is inactive", error="invalid_token")
+    return unauthorized(
+        "The token was revoked (its user's password changed since it was issued), or its "
+        "user no longer exists or is inactive",
+        error="invalid_token",
+    )
 
 
 async def optional_user(
@@ -89,11 +98,11 @@ async def optional_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> User | None:
     """The signed-in user, None when no bearer token was sent; 401 for a token that fails."""
-    user_id = token_user_id(credentials, settings)
-    if user_id is None:
+    claims = token_claims(credentials, settings)
+    if claims is None:
         return None
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.auth_version != claims.auth_version:
         raise _gone_user()
     return user
 
@@ -110,37 +119,51 @@ class Caller:
 
 
 _users: Table = User.__table__  # type: ignore[attr-defined]
-# One small Core query by primary key (compiled once): roles and deactivation apply at once.
-_CALLER = select(_users.c.role, _users.c.is_active).where(_users.c.id == bindparam("user_id"))
 
 
-async def read_caller(connection: Connection, user_id: int) -> Caller:
-    """The caller's role, read now; 401 when the user is gone or inactive."""
-    found = await connection.first(_CALLER, {"user_id": user_id})
-    return caller_with_role(user_id, found[0] if found is not None and found[1] else None)
+def _is_caller() -> list[ColumnElement[bool]]:
+    """The conditions on `users` that the caller `:caller_id`, `:caller_version` meets: that
+    user, active, with their token's auth version still the stored one."""
+    return [
+        _users.c.id == bindparam("caller_id"),
+        _users.c.is_active,
+        _users.c.auth_version == bindparam("caller_version"),
+    ]
+
+
+# One small Core query by primary key (compiled once): roles, deactivation and revocation
+# apply at once.
+_CALLER = select(_users.c.role).where(*_is_caller())
+
+
+async def read_caller(connection: Connection, claims: TokenClaims) -> Caller:
+    """The caller's role, read now; 401 when the user is gone, inactive or the token revoked."""
+    found = await connection.first(_CALLER, caller_parameters(claims))
+    return caller_with_role(claims.user_id, found[0] if found is not None else None)
+
+
+def caller_parameters(claims: TokenClaims) -> dict[str, int]:
+    """The bound parameters of `caller_role_column` and `caller_may` for this caller."""
+    return {"caller_id": claims.user_id, "caller_version": claims.auth_version}
 
 
 def caller_role_column() -> ScalarSelect[Any]:
-    """The role of the active user `:caller_id` (NULL when there is none), as a column.
+    """The role of the caller (NULL when they are gone, inactive or their token revoked), as
+    a column; its parameters are `caller_parameters`.
 
     A route can select it along with its rows: one round trip reads the rows and the role,
     as fresh as a query of its own would.
     """
-    active = _users.c.id == bindparam("caller_id")
     role = type_coerce(_users.c.role, String())  # the text: no enum conversion on every row
-    return select(role).where(active, _users.c.is_active).scalar_subquery()
+    return select(role).where(*_is_caller()).scalar_subquery()
 
 
 def caller_may(required: Role) -> ColumnElement[bool]:
-    """Whether the active user `:caller_id` has a role of at least `required`, as a condition
-    a write can carry in its own WHERE clause."""
+    """Whether the caller (see `caller_role_column`) has a role of at least `required`, as a
+    condition a write can carry in its own WHERE clause."""
     allowed = [role.value for role in Role if role.allows(required)]
     return exists(
-        select(_users.c.id).where(
-            _users.c.id == bindparam("caller_id"),
-            _users.c.is_active,
-            or_(*(_users.c.role == role for role in allowed)),
-        )
+        select(_users.c.id).where(*_is_caller(), or_(*(_users.c.role == role for role in allowed)))
     )
 
 
@@ -152,10 +175,15 @@ class PendingCaller:
     its own (`check`); each raises the 401/403 when the caller may not do this.
     """
 
-    __slots__ = ("user_id", "required", "settings", "read", "settled")
+    __slots__ = ("claims", "user_id", "parameters", "required", "settings", "read", "settled")
 
-    def __init__(self, user_id: int, required: Role, settings: Settings, *, read: bool) -> None:
-        self.user_id = user_id
+    def __init__(
+        self, claims: TokenClaims, required: Role, settings: Settings, *, read: bool
+    ) -> None:
+        self.claims = claims
+        self.user_id = claims.user_id
+        # What a statement that reads or checks the role binds (`caller_parameters`).
+        self.parameters = caller_parameters(claims)
         self.required = required
         self.settings = settings
         self.read = read
@@ -173,12 +201,13 @@ class PendingCaller:
     async def check(self, connection: Connection) -> None:
         """Admit by the role read now."""
         self.settled = True
-        caller = await read_caller(connection, self.user_id)
+        caller = await read_caller(connection, self.claims)
         admit(caller, self.settings, self.required, read=self.read)
 
 
 def caller_with_role(user_id: int, role: str | None) -> Caller:
-    """The caller, given the role read for them; 401 when they are gone or inactive (None)."""
+    """The caller, given the role read for them; 401 when they are gone, inactive or their
+    token revoked (None)."""
     if role is None:
         raise _gone_user()
     return Caller(user_id, Role(role))

@@ -1,8 +1,14 @@
-"""The users table's hooks: there is always an active admin.
+"""The users table's hooks: there is always an active admin, and a new password (or a
+deactivation) revokes every token and session issued before it.
 
 The last active admin cannot demote, deactivate or delete themself (or be demoted by
 anyone) from any surface: the API, the admin, a seed load, `create-user --update`. Without
 it, nobody could manage users any more but through the database itself.
+
+A user's `auth_version` goes up in the same write that changes their password or
+deactivates them, on every surface (the API, the admin, a password reset, `create-user
+--update`, a seed load): API tokens and admin sessions carry the version they were issued
+at, and are refused once it moved on.
 """
 
 import zlib
@@ -14,6 +20,8 @@ from backend.writes.errors import refuse
 from backend.writes.hooks import Change, Hooks
 
 _users = User.__table__  # type: ignore[attr-defined]
+# The server's own bookkeeping of sign-ins: never shown or edited in the admin's forms.
+USER_AUTH_COLUMNS = ("auth_version", "admin_session_version")
 
 
 class UserHooks(Hooks):
@@ -21,6 +29,7 @@ class UserHooks(Hooks):
 
     async def before_update(self, change: Change) -> None:
         assert change.before is not None
+        revoke(change)
         if not _active_admin(change.before):
             return
         role = change.values.get("role", change.before["role"])
@@ -41,6 +50,14 @@ class UserHooks(Hooks):
             raise refuse(
                 None, "the last active admin cannot be deleted: make another user an admin first"
             )
+
+
+def revoke(change: Change) -> None:
+    """Move the user's auth version on when the write sets a password or deactivates them."""
+    assert change.before is not None
+    deactivated = change.before["is_active"] and change.values.get("is_active") is False
+    if "hashed_password" in change.values or deactivated:
+        change.values["auth_version"] = int(change.before["auth_version"]) + 1
 
 
 def _active_admin(row: dict[str, object]) -> bool:

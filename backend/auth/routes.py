@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
+from backend.auth import recovery
 from backend.auth.dependencies import CurrentUserDep, SettingsDep, unauthorized
 from backend.auth.schemas import UserRead
 from backend.auth.tokens import create_access_token
@@ -58,7 +59,7 @@ async def issue_token(
         raise unauthorized("Incorrect email or password")
     await attempt.succeeded()
     return Token(
-        access_token=create_access_token(user.id, settings),
+        access_token=create_access_token(user.id, settings, auth_version=user.auth_version),
         expires_in=settings.access_token_expire_minutes * 60,
     )
 
@@ -73,3 +74,7 @@ async def issue_token(
 )
 async def read_me(user: CurrentUserDep) -> User:
     return user
+
+
+# `/api/auth/password-reset` and its confirmation
+router.include_router(recovery.router)

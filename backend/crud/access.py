@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
-from backend.auth.dependencies import PendingCaller, admit, bearer_user_id
+from backend.auth.dependencies import PendingCaller, admit, bearer_claims
 from backend.config import Settings
 from backend.crud.connection import Connection
 from backend.crud.operation import Arguments
@@ -51,14 +51,14 @@ class Access:
         without settling it is a bug, refused with a 500 rather than answered.
         """
         required = self.resource.read_role if read else self.resource.write_role
-        user_id = bearer_user_id(request, self.settings)
-        request.scope[_CALLER_ID] = user_id
-        if user_id is None:
+        claims = bearer_claims(request, self.settings)
+        request.scope[_CALLER_ID] = None if claims is None else claims.user_id
+        if claims is None:
             admit(None, self.settings, required, read=read)
         async with get_database(request).api_connection() as connection:
             pending = None
-            if user_id is not None:
-                pending = PendingCaller(user_id, required, self.settings, read=read)
+            if claims is not None:
+                pending = PendingCaller(claims, required, self.settings, read=read)
                 if not defer_caller or arguments.errors:
                     await pending.check(connection)
             arguments.check()

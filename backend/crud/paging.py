@@ -101,7 +101,7 @@ class Pages:
         from a query of its own) before anything is returned.
         """
         if pending is not None:
-            parameters = {**parameters, "caller_id": pending.user_id}
+            parameters = {**parameters, **pending.parameters}
         rows = await connection.all(page, parameters or None)
         if pending is not None:
             if rows:

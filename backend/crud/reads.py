@@ -57,7 +57,7 @@ class Reads:
                 if pending is None:
                     row = await connection.first(self._select_one, {"item_id": item_id})
                 else:
-                    parameters = {"item_id": item_id, "caller_id": pending.user_id}
+                    parameters = {"item_id": item_id, **pending.parameters}
                     row = await connection.first(self._select_one_as_caller, parameters)
                     if row is not None:
                         pending.settle(row[self._version_index + 1])

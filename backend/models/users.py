@@ -52,6 +52,12 @@ class User(SQLModel, table=True):
     )
     is_active: bool = Field(default=True)
     created_at: datetime = created_at_field()
+    # Bumped when the password changes or the user is deactivated: every access token and
+    # admin session carries the value it was issued with, and is refused once it differs.
+    auth_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Bumped when the user signs out of the admin: every admin session they have ends (their
+    # API tokens do not).
+    admin_session_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
     def __str__(self) -> str:
         return self.email

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.registry import data_columns
 from backend.seeding.format import (
     SUFFIXES,
     SeedError,
@@ -53,7 +52,7 @@ async def dump_set(engine: AsyncEngine, directory: Path, *, force: bool = False)
             await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
             for table in seed_tables():
-                query = select(*data_columns(table.table))  # not the server's row_version
+                query = select(*table.seeded_columns)  # not the server's row_version
                 if table.ordered_by_primary_key:
                     query = query.order_by(table.table.c[table.primary_key])
                 rows = [dict(row) for row in (await connection.execute(query)).mappings()]
@@ -104,7 +103,7 @@ def _render_row(
     links: dict[str, dict[Any, list[Any]]],
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {}
-    ordered = [*table.natural_key, *(c.name for c in data_columns(table.table))]
+    ordered = [*table.natural_key, *(c.name for c in table.seeded_columns)]
     for column in dict.fromkeys(ordered):
         value = row[column]
         if (column == table.primary_key and not table.writes_primary_key) or value is None:

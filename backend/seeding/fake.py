@@ -378,14 +378,17 @@ class _TableFaker:
                 (await self.connection.execute(select(remote).order_by(remote))).scalars()
             )
         for column in data_columns(table):
-            generated = column.name not in self.table.timestamp_columns and (
-                not column.primary_key or self.table.writes_primary_key
+            generated = (
+                column in self.table.seeded_columns
+                and column.name not in self.table.timestamp_columns
+                and (not column.primary_key or self.table.writes_primary_key)
             )
             if generated:
                 self.generators[column.name] = self._generator(column)
                 continue
-            # Left to its default (an id, a timestamp). COPY skips Python-side defaults, so
-            # those are applied here; server defaults are the database's.
+            # Left to its default (an id, a timestamp, a user's auth_version). COPY skips
+            # Python-side defaults, so those are applied here; server defaults are the
+            # database's.
             default = _python_default(column)
             if default is not None and isinstance(column.type, Uuid):
                 # uuid4 as the default_factory would give, but from the run's random stream:

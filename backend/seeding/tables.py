@@ -23,6 +23,7 @@ from backend.registry import (
     SERVER_MANAGED,
     ResourceOptions,
     client_chosen_primary_key,
+    data_columns,
     registry,
 )
 from backend.seeding.format import SeedError, describe_value
@@ -120,6 +121,21 @@ class SeedTable:
         create = self.create_schema.model_fields
         return tuple(
             c.name for c in self.table.columns if c.name in SERVER_MANAGED and c.name not in create
+        )
+
+    @cached_property
+    def seeded_columns(self) -> tuple[Column[Any], ...]:
+        """The columns seed files carry - a dump writes, a load reads, `--fake` generates:
+        the create schema's fields, server-managed times, a password hash; not the server's
+        own bookkeeping (a row's version, a user's `auth_version`)."""
+        create = self.create_schema.model_fields
+        return tuple(
+            c
+            for c in data_columns(self.table)
+            if c.name in create
+            or c.name == self.primary_key
+            or c.name in self.timestamp_columns
+            or (self.password_columns and c.name == "hashed_password")
         )
 
     @cached_property

@@ -219,7 +219,7 @@ class Writer:
         statement = self._fast_create(tuple(columns), pending is not None)
         parameters = {**columns, **self._entry_parameters(actor)}
         if pending is not None:
-            parameters["caller_id"] = pending.user_id
+            parameters.update(pending.parameters)
         created = await db.first(statement, parameters)
         if created is None:
             assert pending is not None  # only the caller's role stops the INSERT
@@ -365,7 +365,7 @@ class Writer:
         if expected_version is not None:
             parameters[_EXPECTED] = expected_version
         if pending is not None:
-            parameters["caller_id"] = pending.user_id
+            parameters.update(pending.parameters)
         found = await db.first(statement, parameters)
         if found is None:
             if pending is not None:

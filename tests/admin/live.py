@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from pwdlib import PasswordHash
@@ -55,7 +56,7 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -96,8 +97,11 @@ async def seed(database_url: str) -> None:
 
 
 @contextmanager
-def live_server(backend: str, database_url: str) -> Iterator[LiveServer]:
-    """Migrate and seed `database_url`, serve it with uvicorn until the block ends.
+def live_server(
+    backend: str, database_url: str, *, port: int | None = None, **settings: Any
+) -> Iterator[LiveServer]:
+    """Migrate and seed `database_url`, serve it with uvicorn until the block ends (on `port`,
+    or a free one; `settings` override the test settings).
 
     The server runs in a thread of this process (with its own event loop and engine), which
     spares the seconds a fresh interpreter spends importing the app; requests still go over
@@ -105,11 +109,14 @@ def live_server(backend: str, database_url: str) -> Iterator[LiveServer]:
     """
     asyncio.run(schema.upgrade(database_url))
     asyncio.run(seed(database_url))
-    settings = Settings(database_url=database_url, environment="test", secret_key=SECRET_KEY)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(
+            Settings(
+                database_url=database_url, environment="test", secret_key=SECRET_KEY, **settings
+            )
+        ),
         host="127.0.0.1",
-        port=_free_port(),
+        port=port or free_port(),
         log_level="warning",
         http="h11",
         ws="none",
