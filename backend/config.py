@@ -163,6 +163,7 @@ class Settings(BaseSettings):
                         "host bits set)"
                     ) from None
         return value
+
     # Admin sessions (backend/admin/auth.py): a session ends this many seconds after sign-in
     # whatever happens, and after this many seconds without a request (0: no idle limit).
     admin_session_max_age_s: int = Field(default=12 * 3600, ge=60)

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.auth.dependencies import read_caller
-from backend.auth.tokens import InvalidToken, read_access_token
+from backend.auth.tokens import InvalidToken, TokenClaims, read_token_claims
 from backend.config import Settings
 from backend.db import Database
 from backend.models import Role
@@ -76,24 +76,26 @@ class RoleCache:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.entries: dict[int, tuple[Role | None, float]] = {}
+        self.entries: dict[TokenClaims, tuple[Role | None, float]] = {}
 
-    async def role(self, user_id: int) -> Role | None:
-        """The user's role; None when they are gone or inactive (the route answers 401)."""
+    async def role(self, claims: TokenClaims) -> Role | None:
+        """The role of the token's user; None when they are gone or inactive, or the token was
+        revoked (the route answers 401)."""
         now = time.monotonic()
-        entry = self.entries.get(user_id)
+        entry = self.entries.get(claims)
         if entry is not None and entry[1] > now:
             return entry[0]
-        role, ttl = await self._load(user_id)
+        role, ttl = await self._load(claims)
         if len(self.entries) >= MAX_CACHED_ROLES:
             self.entries.clear()
-        self.entries[user_id] = (role, now + ttl)
+        self.entries[claims] = (role, now + ttl)
         return role
 
-    async def _load(self, user_id: int) -> tuple[Role | None, float]:
+    async def _load(self, claims: TokenClaims) -> tuple[Role | None, float]:
+        user_id = claims.user_id
         try:
             async with self.database.api_connection() as connection:
-                caller = await read_caller(connection, user_id)
+                caller = await read_caller(connection, claims)
         except HTTPException:
             return None, ROLE_RETRY_S
         except Exception as exc:
@@ -124,8 +126,8 @@ class ApiPolicy:
         }
         self.per_ip = parse(settings.rate_limit_per_ip)
 
-    def user_id(self, scope: Scope) -> int | None:
-        """The user id of a valid bearer token, None without one (or with a bad one)."""
+    def claims(self, scope: Scope) -> TokenClaims | None:
+        """The claims of a valid bearer token, None without one (or with a bad one)."""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
@@ -133,7 +135,7 @@ class ApiPolicy:
                 if not token or scheme.lower() != "bearer":
                     return None
                 try:
-                    return read_access_token(token, self.settings)
+                    return read_token_claims(token, self.settings)
                 except InvalidToken:
                     return None  # the route answers 401; meanwhile counted as anonymous
         return None
@@ -142,9 +144,9 @@ class ApiPolicy:
         """Count the request; the window to show, or the 429 to answer instead."""
         kind = "read" if scope["method"] in READ_METHODS else "write"
         ip = client_ip(scope)
-        user_id = self.user_id(scope)
-        role = None if user_id is None else await self.roles.role(user_id)
-        key = ("ip", ip) if role is None else ("user", str(user_id))
+        claims = self.claims(scope)
+        role = None if claims is None else await self.roles.role(claims)
+        key = ("ip", ip) if role is None or claims is None else ("user", str(claims.user_id))
         shown: Window | None = None
         for item in self.tiers[(role, kind)]:
             if self.headers:
