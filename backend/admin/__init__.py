@@ -2,17 +2,19 @@
 the history pages (`backend.admin.history`)."""
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from sqladmin import Admin, BaseView, ModelView
 from sqladmin._menu import CategoryMenu, ViewMenu
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from backend.admin.auth import AdminAuth, RoleAuthorization, current_user
 from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
-from backend.admin.forms import form_mode
+from backend.admin.forms import form_mode, posted_form
 from backend.admin.history import history_views
 from backend.admin.views import ResourceView, build_views
 from backend.config import Settings
@@ -56,6 +58,10 @@ class TablestackAdmin(Admin):
         with form_mode("edit"):
             response: Response = await super().edit(request)
             return response
+
+    @staticmethod
+    async def _handle_form_data(request: Request, obj: Any = None) -> FormData:
+        return await posted_form(request)  # a file in a form is a 400, not a 500
 
 
 def mount_admin(
