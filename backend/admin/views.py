@@ -50,6 +50,7 @@ from backend.admin.forms import VERSION_FIELD, ResourceForm, current_mode, valid
 from backend.crud.connection import Connection
 from backend.crud.query import ParameterError, check_text
 from backend.crud.schemas import derive_schemas, integer_bounds, read_only_fields
+from backend.models import Role
 from backend.registry import (
     Registry,
     ResourceOptions,
@@ -508,6 +509,16 @@ class ResourceView(ModelView):
             return await session.get(self.model, row_id)
 
     # -- export -----------------------------------------------------------------------------
+
+    async def check_can_export(self, request: Request) -> bool:
+        """Exporting needs the table's `AdminOptions.export_role` (editors by default) as well
+        as reading the table: the list page shows the export button only then, and a direct
+        request without it is a 403."""
+        user = current_user(request)
+        if user is None or not Role(user.role).allows(self.resource.admin.export_role):
+            return False
+        allowed: bool = await super().check_can_export(request)
+        return allowed
 
     async def export_data(
         self, data: list[Any], export_type: str = "csv", request: Request | None = None
