@@ -312,6 +312,14 @@ def seed(
     random_seed: Annotated[
         int | None, typer.Option(help="With --fake: the same seed gives the same rows.")
     ] = None,
+    fake_password: Annotated[
+        str | None,
+        typer.Option(
+            "--fake-password",
+            help="With --fake: fake users sign in with this password (without it, none can). "
+            "Fake users are never admins.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Check everything in a transaction that is rolled back.")
     ] = False,
@@ -320,6 +328,7 @@ def seed(
     ] = False,
 ) -> None:
     """Load a seed set (upsert by natural key) or generate fake rows, in one transaction."""
+    from backend.auth.passwords import check_password_strength
     from backend.seeding.format import SeedError
 
     settings = _settings()
@@ -329,9 +338,18 @@ def seed(
         raise CommandError("--table goes with --fake")
     if random_seed is not None and fake is None:
         raise CommandError("--random-seed goes with --fake")
+    if fake_password is not None:
+        if fake is None:
+            raise CommandError("--fake-password goes with --fake")
+        try:
+            check_password_strength(fake_password)
+        except ValueError as exc:
+            raise CommandError(f"--fake-password: {exc}") from None
     try:
         lines = asyncio.run(
-            _seed(settings, set_name, fake, table or [], random_seed, dry_run, if_empty)
+            _seed(
+                settings, set_name, fake, table or [], random_seed, dry_run, if_empty, fake_password
+            )
         )
     except SeedError as exc:
         raise CommandError(str(exc)) from None
@@ -347,6 +365,7 @@ async def _seed(
     random_seed: int | None,
     dry_run: bool,
     if_empty: bool,
+    fake_password: str | None = None,
 ) -> list[str]:
     import time
 
@@ -377,6 +396,7 @@ async def _seed(
             tables=tables,
             dry_run=dry_run,
             progress=progress,
+            password=fake_password,
         )
         elapsed = time.perf_counter() - started
         lines = [f"{name}: {count} rows" for name, count in {**faked.rows, **faked.links}.items()]

@@ -55,6 +55,10 @@ class AdminOptions:
     icon: str | None = None
     category: str | None = None
     page_size: int = 25
+    # Who may download the whole table as CSV or JSON (besides being able to read it): a bulk
+    # copy is more than browsing, so by default editors and admins, as Directus makes export
+    # a permission of its own. `Role.viewer` lets every reader export.
+    export_role: Role = Role.editor
 
     def column_names(self) -> dict[str, tuple[str, ...]]:
         """Every option that names columns, by option name, for validation."""
@@ -363,6 +367,8 @@ class Registry:
             )
         if resource.admin.page_size < 1:
             raise RegistryError(f"{where}: option 'admin.page_size' must be at least 1")
+        if not isinstance(resource.admin.export_role, Role):
+            raise RegistryError(f"{where}: option 'admin.export_role' must be a Role")
         for option in ("create_schema", "update_schema", "read_schema"):
             schema = getattr(resource, option)
             if schema is not None and not (

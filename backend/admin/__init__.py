@@ -3,12 +3,14 @@ the history pages (`backend.admin.history`)."""
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from sqladmin import Admin, BaseView, ModelView
 from sqladmin._menu import CategoryMenu, ViewMenu
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +18,7 @@ from starlette.responses import Response
 from backend.admin.accounts import install_account_pages
 from backend.admin.auth import AdminAuth, RoleAuthorization, current_user
 from backend.admin.csrf import CSRFProtection, SameOriginCheck, csrf_token
-from backend.admin.forms import form_mode
+from backend.admin.forms import form_mode, posted_form
 from backend.admin.history import history_views
 from backend.admin.views import ResourceView, build_views
 from backend.config import Settings
@@ -106,6 +108,10 @@ class TablestackAdmin(Admin):
         )
         response.headers.update(headers)
         return response
+
+    @staticmethod
+    async def _handle_form_data(request: Request, obj: Any = None) -> FormData:
+        return await posted_form(request)  # a file in a form is a 400, not a 500
 
 
 def mount_admin(

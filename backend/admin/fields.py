@@ -61,6 +61,9 @@ class JSONField(TextAreaField):
             raise ValueError(
                 f"Invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
             ) from None
+        except RecursionError:  # `[[[[...` a few thousand deep: Python's parser recurses
+            self.data = None
+            raise ValueError("Invalid JSON: nested too deeply.") from None
 
 
 class Base64Field(TextAreaField):
@@ -129,7 +132,10 @@ class DurationField(IntervalField):
             return
         text = str(valuelist[0]).strip()
         # SQLAdmin's own field also refuses a zero duration (its check is `if not interval`)
-        duration = parse_interval(text) if text else None
+        try:
+            duration = parse_interval(text) if text else None
+        except (OverflowError, ValueError):  # `99999999999 days`: past timedelta's range
+            duration = None
         self.data = duration  # type: ignore[assignment]
         if text and duration is None:
             raise ValueError(

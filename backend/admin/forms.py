@@ -14,6 +14,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import RelationshipProperty
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from wtforms import Form
 
 from backend.crud.schemas import Schemas, derive_schemas
@@ -50,6 +53,19 @@ def current_mode() -> Mode | None:
 def validated_form() -> "ResourceForm | None":
     """The form the running request validated last, if any."""
     return _validated_form.get()
+
+
+async def posted_form(request: Request) -> FormData:
+    """A create or edit form as posted; a file in it is a 400 page. No generated form has a
+    file field (bytes are base64 text), and SQLAdmin would hand the file to a text field
+    (`TypeError: object of type 'UploadFile' has no len()`, a 500) or, editing, take the
+    row's value for a stored file."""
+    form = await request.form()
+    files = [name for name, value in form.multi_items() if isinstance(value, UploadFile)]
+    if files:
+        await form.close()  # its temporary files; Starlette leaves them to the collector
+        raise HTTPException(400, f"This form takes no files, but {files[0]!r} was sent as one.")
+    return form
 
 
 class ResourceForm(Form):

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -26,7 +27,7 @@ from sqladmin import ModelView
 from sqladmin.ajax import QueryAjaxModelLoader
 from sqladmin.formatters import BASE_FORMATTERS
 from sqladmin.helpers import secure_filename
-from sqlalchemy import JSON, Column, Select, Text, select
+from sqlalchemy import JSON, Column, Select, Text, false, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper, RelationshipProperty
 from sqlmodel import SQLModel
@@ -47,7 +48,9 @@ from backend.admin.fields import (
 )
 from backend.admin.forms import VERSION_FIELD, ResourceForm, current_mode, validated_form
 from backend.crud.connection import Connection
+from backend.crud.query import ParameterError, check_text
 from backend.crud.schemas import derive_schemas, integer_bounds, read_only_fields
+from backend.models import Role
 from backend.registry import (
     Registry,
     ResourceOptions,
@@ -110,9 +113,21 @@ def _key_adapter(python_type: type) -> TypeAdapter[Any]:
     return TypeAdapter(python_type)
 
 
+def storable(text: str) -> bool:
+    """Whether `text` could be stored text: no NUL character, no lone surrogate. Every write
+    refuses such text (`backend.writes.values`) and PostgreSQL cannot even compare with it
+    (`invalid byte sequence for encoding "UTF8": 0x00`), so it matches nothing stored."""
+    try:
+        check_text(text)
+    except ParameterError:
+        return False
+    return True
+
+
 def primary_key_value(model: type[SQLModel], identifier: str) -> Any:
     """The primary key value an admin URL's `identifier` stands for, or None when it cannot be
-    one (not a number for an integer key, a malformed UUID, out of the column's range)."""
+    one (not a number for an integer key, a malformed UUID, out of the column's range, text no
+    row can hold or longer than the column)."""
     columns = list(sa_inspect(model).primary_key)
     if len(columns) != 1:
         return None
@@ -124,6 +139,10 @@ def primary_key_value(model: type[SQLModel], identifier: str) -> Any:
     if isinstance(value, int):
         low, high = integer_bounds(column)
         if not low <= value <= high:
+            return None
+    if isinstance(value, str):
+        length = getattr(column.type, "length", None)
+        if not storable(value) or (length is not None and len(value) > length):
             return None
     return value
 
@@ -138,6 +157,13 @@ class RelatedRowLoader(QueryAjaxModelLoader):
         key: Column[Any] = sa_inspect(self.model).primary_key[0]
         rows = await self.model_admin._run_query(select(self.model).where(key == value).limit(1))
         return self.format(rows[0]) if rows else {}
+
+    async def get_list(self, request: Request, term: str) -> list[Any]:
+        """The rows whose fields contain `term`; none for a term no stored text can hold."""
+        if not storable(term):
+            return []
+        rows: list[Any] = await super().get_list(request, term)
+        return rows
 
 
 class ResourceView(ModelView):
@@ -270,6 +296,32 @@ class ResourceView(ModelView):
         if value is None:
             raise HTTPException(404, f"There is no {self.name.lower()} with id {identifier!r}.")
         return select(self.model).where(self.pk_columns[0] == value)
+
+    async def check_can_delete(self, request: Request, model: Any) -> bool:
+        """Asked by SQLAdmin for each row of a (bulk) delete before any is deleted: a key of
+        no row refuses the whole request with a 404, rather than deleting the rows before it
+        and reporting the rest (SQLAdmin's own order)."""
+        if model is None:
+            pk = request.path_params.get("pk", "")
+            raise HTTPException(
+                404, f"There is no {self.name.lower()} with id {pk!r}: nothing was deleted."
+            )
+        allowed: bool = await super().check_can_delete(request, model)
+        return allowed
+
+    def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
+        """The list's search; a term no stored text can hold (a NUL, a lone surrogate) finds
+        nothing, instead of reaching the database as a parameter it refuses."""
+        if not storable(term):
+            return stmt.where(false())
+        searched: Select[Any] = super().search_query(stmt, term)
+        return searched
+
+    async def get_object_filepath(self, identifier: str, column_name: str) -> Path:
+        """SQLAdmin's file download and preview routes: the generated views have no file
+        columns (bytes are base64 text), so there is never a file to serve. SQLAdmin's own
+        answer for a missing row is an AttributeError (a 500)."""
+        raise HTTPException(404, "There is no file here.")
 
     def _form(self) -> ResourceForm:
         form = validated_form()
@@ -457,6 +509,16 @@ class ResourceView(ModelView):
             return await session.get(self.model, row_id)
 
     # -- export -----------------------------------------------------------------------------
+
+    async def check_can_export(self, request: Request) -> bool:
+        """Exporting needs the table's `AdminOptions.export_role` (editors by default) as well
+        as reading the table: the list page shows the export button only then, and a direct
+        request without it is a 403."""
+        user = current_user(request)
+        if user is None or not Role(user.role).allows(self.resource.admin.export_role):
+            return False
+        allowed: bool = await super().check_can_export(request)
+        return allowed
 
     async def export_data(
         self, data: list[Any], export_type: str = "csv", request: Request | None = None

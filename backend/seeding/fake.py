@@ -21,12 +21,17 @@ schema as the API (a generator bug fails loudly); the database checks every row'
 foreign keys and check constraints.
 History: the load is one `loaded` entry per table (actor `fake`, `{"rows": n}`), written in
 the load's transaction (`backend.writes.bulk`), not one entry per row.
+Users: fake rows are never admins (a column of `Role`s draws viewers and editors only), and
+none can sign in - their password hash is the hash of no password - unless the load is given
+a password for them (`--fake-password`).
 """
 
 import asyncio
+import base64
 import datetime as dt
 import random
 import re
+import secrets
 import types
 import typing
 import uuid
@@ -65,8 +70,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
-from backend.auth.passwords import hash_password
+from backend.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from backend.integrity import describe_integrity_error
+from backend.models import Role
 from backend.registry import data_columns
 from backend.seeding.format import SeedError
 from backend.seeding.patterns import PatternStrings
@@ -76,8 +82,11 @@ from backend.seeding.transaction import one_transaction
 from backend.writes.actor import FAKE
 from backend.writes.bulk import record_loads
 
-# Every fake user signs in with this password (one argon2 hash is shared by all of them).
-FAKE_PASSWORD = "fake-password"
+# What the create schema's sample check is given for a fake user's password when the load has
+# none (the schema requires one); it is never hashed nor stored.
+_CHECKED_PASSWORD = "x" * MIN_PASSWORD_LENGTH
+# Roles a fake user may get: an admin is made on purpose (`tablestack create-user --role admin`).
+FAKE_ROLES = tuple(role for role in Role if role is not Role.admin)
 BATCH_SIZE = 5000
 VALIDATE_FIRST = 1000
 VALIDATE_EVERY = 100
@@ -107,12 +116,16 @@ async def generate_fake(
     tables: Sequence[str] | None = None,
     dry_run: bool = False,
     progress: bool = False,
+    password: str | None = None,
 ) -> FakeReport:
-    """Insert `rows` fake rows in every registered table (or just `tables`), in one transaction."""
+    """Insert `rows` fake rows in every registered table (or just `tables`), in one transaction.
+
+    Fake users sign in with `password`; without one, none can sign in.
+    """
     chosen = _chosen_tables(tables)
     async with one_transaction(engine, dry_run=dry_run) as connection:
         with Progress(enabled=progress) as bar:
-            report = await fake_into(connection, chosen, rows, random_seed, bar)
+            report = await fake_into(connection, chosen, rows, random_seed, bar, password)
     report.dry_run = dry_run
     return report
 
@@ -134,10 +147,11 @@ async def fake_into(
     rows: int,
     random_seed: int | None,
     progress: Progress | None = None,
+    password: str | None = None,
 ) -> FakeReport:
     """Generate and insert the rows on `connection`, inside the caller's transaction."""
     rng = random.Random(random_seed)
-    pools = Pools(random_seed)
+    pools = Pools(random_seed, password)
     progress = progress or Progress(enabled=False)
     report = FakeReport()
     for table in tables:
@@ -241,7 +255,7 @@ def _violation(exc: Exception) -> str:
 class Pools:
     """Realistic words, names and sentences from Faker, made once per run and reused."""
 
-    def __init__(self, random_seed: int | None) -> None:
+    def __init__(self, random_seed: int | None, password: str | None = None) -> None:
         faker = Faker("en_US")
         faker.seed_instance(random_seed)
         self.first_names = [faker.first_name() for _ in range(POOL_SIZE // 4)]
@@ -258,14 +272,35 @@ class Pools:
         self.phones = [faker.phone_number() for _ in range(POOL_SIZE // 2)]
         # With --random-seed the salt comes from the seed too, so the rows are reproduced exactly.
         self._salt = None if random_seed is None else random.Random(random_seed).randbytes(16)
+        self._seed = random_seed
+        self.password = password
         self._password_hash: str | None = None
 
     @property
     def password_hash(self) -> str:
-        """One argon2 hash of FAKE_PASSWORD, shared by every fake user (hashing is slow)."""
+        """One argon2 hash shared by every fake user (hashing is slow): of the load's password,
+        or, without one, of no password at all."""
         if self._password_hash is None:
-            self._password_hash = hash_password(FAKE_PASSWORD, salt=self._salt)
+            if self.password is not None:
+                self._password_hash = hash_password(self.password, salt=self._salt)
+            else:
+                self._password_hash = self._unusable_hash()
         return self._password_hash
+
+    def _unusable_hash(self) -> str:
+        """A well-formed argon2 hash that no password matches: a real hash's parameters and
+        salt around a random digest, which is the hash of nothing anyone could type (finding
+        one would be a preimage of argon2). Signing in checks it at full cost, as any wrong
+        password, so a fake user's email gives nothing away by its timing. Drawn from the
+        random seed when there is one (the rows are reproduced exactly), else from the OS."""
+        template = hash_password("", salt=self._salt)
+        head, digest = template.rsplit("$", 1)
+        size = len(base64.b64decode(digest + "=" * (-len(digest) % 4)))
+        if self._seed is None:
+            drawn = secrets.token_bytes(size)
+        else:
+            drawn = random.Random(f"unusable-{self._seed}").randbytes(size)
+        return f"{head}${base64.b64encode(drawn).decode('ascii').rstrip('=')}"
 
 
 _EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
@@ -488,7 +523,7 @@ class _TableFaker:
                 continue
             payload = {k: v for k, v in row.items() if k in allowed}
             if self.table.password_columns:
-                payload["password"] = FAKE_PASSWORD
+                payload["password"] = self.pools.password or _CHECKED_PASSWORD
             try:
                 schema.model_validate(payload)
             except ValidationError as exc:
@@ -574,6 +609,8 @@ class _TableFaker:
             column_type = column_type.impl_instance
         if isinstance(column_type, Enum) and column_type.enum_class is not None:
             members: list[Any] = list(column_type.enum_class)
+            if column_type.enum_class is Role:
+                members = list(FAKE_ROLES)  # fake users are never admins
             weights = [8 if i == 0 else 2 for i in range(len(members))]
             return self._with_nulls(column, lambda n: self.rng.choices(members, weights, k=n))
         if isinstance(column_type, Boolean):

@@ -194,7 +194,7 @@ async def test_a_viewer_reads_but_cannot_write(app: FastAPI, viewer_client: Admi
     assert deleted.status_code == 403
     lookup = await viewer_client.http.get("/admin/product/ajax/lookup?name=category&term=Bo")
     assert lookup.status_code == 403
-    assert (await viewer_client.http.get("/admin/product/export/csv")).status_code == 200
+    assert (await viewer_client.http.get("/admin/product/export/csv")).status_code == 403
     rows = await _products(app, "BK-1")
     assert [p.name for p in rows] == ["Notebook"]
     assert await _products(app, "NB-2") == []

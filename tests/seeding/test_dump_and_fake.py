@@ -14,7 +14,7 @@ from backend.auth.passwords import verify_password
 from backend.registry import VERSION_COLUMN
 from backend.seeding import fake
 from backend.seeding.dumper import dump_set
-from backend.seeding.fake import FAKE_PASSWORD, generate_fake
+from backend.seeding.fake import generate_fake
 from backend.seeding.format import SeedError
 from backend.seeding.loader import load_set
 from backend.seeding.tables import seed_table, seed_tables
@@ -92,7 +92,6 @@ async def test_fake_rows_for_every_table_keep_every_constraint(seed_engine: Asyn
     assert after["product_tags"] == before["product_tags"] + report.links["product_tags"]
     # The database enforced uniques, foreign keys and checks on insert; the API's create
     # schemas check every row's types, lengths, enums and bounds here (not just a sample).
-    fake_passwords = 0
     async with seed_engine.connect() as connection:
         for table in seed_tables():
             schema = table.create_schema
@@ -100,9 +99,8 @@ async def test_fake_rows_for_every_table_keep_every_constraint(seed_engine: Asyn
             result = await connection.execute(select(table.table))
             for row in result.mappings():
                 payload: dict[str, Any] = {k: v for k, v in row.items() if k in fields}
-                if table.password_columns:
-                    fake_passwords += verify_password(FAKE_PASSWORD, row["hashed_password"])
-                    payload["password"] = FAKE_PASSWORD
+                if table.password_columns:  # not stored: fake users have no password
+                    payload["password"] = "any-password"
                 try:
                     schema.model_validate(payload)
                 except ValidationError as exc:  # pragma: no cover - the failure message
@@ -110,7 +108,6 @@ async def test_fake_rows_for_every_table_keep_every_constraint(seed_engine: Asyn
         sku = seed_table("products").table.c.sku
         skus = await connection.scalar(select(func.count(func.distinct(sku))))
         assert skus == after["products"]
-    assert fake_passwords == FAKE_ROWS  # every fake user signs in with the documented password
 
 
 async def test_the_same_random_seed_gives_the_same_rows(seed_engine: AsyncEngine) -> None:
