@@ -32,6 +32,8 @@ from backend.config import Settings
 from backend.db import Database
 from backend.mail import MailError, mailer_for
 from backend.models import Role
+from backend.ratelimit import RateLimited, throttle
+from backend.ratelimit.rejection import throttled_page
 from backend.writes.actor import Actor
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(LoginEmail)
@@ -69,9 +71,11 @@ class AccountPages:
             )
         if request.method == "GET":
             return await self.render(request, "forgot_password.html", {})
-        # RATE LIMIT (issue 11): the limiter of backend/ratelimit goes here, per client IP and
-        # per email, as on /admin/login.
         email = _text(await request.form(), "email").strip()
+        try:  # per client IP and per email, as on /admin/login
+            await throttle(request, "password-reset", account=email or None)
+        except RateLimited as refused:
+            return throttled_page(refused, str(request.url))
         try:
             email = _EMAIL.validate_python(email)
         except ValidationError:
@@ -94,7 +98,10 @@ class AccountPages:
                 return await self.render(request, "set_password.html", {"bad_link": True}, 400)
             context = {"token": token, "email": account.email, "purpose": purpose}
             return await self.render(request, "set_password.html", context)
-        # RATE LIMIT (issue 11): the limiter of backend/ratelimit goes here, per client IP.
+        try:  # per client IP: no guessing tokens
+            await throttle(request, "password-reset-confirm")
+        except RateLimited as refused:
+            return throttled_page(refused, str(request.url))
         form = await request.form()
         token, password = _text(form, "token"), _text(form, "password")
         context = {"token": token, "email": _text(form, "email")}

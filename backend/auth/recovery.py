@@ -37,6 +37,7 @@ from backend.crud.errors import BAD_BODY, Message
 from backend.db import Database, get_database
 from backend.mail import Mailer, mailer_for
 from backend.models import Role, User
+from backend.ratelimit import throttle
 from backend.registry import registry
 from backend.writes.actor import Actor, Surface
 from backend.writes.errors import RowNotFound, VersionMismatch, WriteError
@@ -330,8 +331,9 @@ async def request_password_reset(
 ) -> Message:
     """The same answer whether or not the email has an account; the mail is sent after it
     (in a background task), so the answer takes as long either way."""
-    # RATE LIMIT (issue 11): the limiter of backend/ratelimit goes here, per client IP and per
-    # email, as on /api/auth/token.
+    # counted as sign-in attempts are, per client IP and per email: a flood of mails to one
+    # address, or probing many from one client, is refused with 429
+    await throttle(request, "password-reset", account=body.email)
     mailer = mailer_for(settings)
     if mailer is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE)
@@ -359,7 +361,7 @@ async def confirm_password_reset(
     body: PasswordResetConfirm, request: Request, settings: SettingsDep
 ) -> Message:
     """Every token and admin session the user had ends; they sign in with the new password."""
-    # RATE LIMIT (issue 11): the limiter of backend/ratelimit goes here, per client IP.
+    await throttle(request, "password-reset-confirm")  # per client IP: no guessing tokens
     try:
         await set_password_with_token(
             get_database(request), settings, body.token, body.password, "api"
