@@ -13,6 +13,7 @@ from backend.admin import mount_admin
 from backend.config import Settings, get_settings
 from backend.crud.api import install_api
 from backend.db import Database
+from backend.realtime import install_realtime
 from backend.schema import head_revisions
 from backend.security_headers import SecurityHeaders
 
@@ -35,14 +36,16 @@ def create_app(
     database = Database(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database.start(engine)
+        await app.state.realtime.start()  # the change feed reads the database
         if freeze_startup_objects:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            await app.state.realtime.stop()
             if engine is None:  # an engine handed in is disposed by its owner
                 await database.dispose()
 
@@ -62,6 +65,7 @@ def create_app(
     app.state.migration_heads = head_revisions()
     app.include_router(health.router)
     install_api(app, settings)
+    install_realtime(app, settings, database)
     mount_admin(app, settings, database)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     return app
