@@ -6,6 +6,7 @@ one to another: nothing in this process shares memory with them.
 """
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -170,8 +171,25 @@ class SSEStream:
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._lines = response.aiter_lines()
+        # Lines are read by a task of their own: a timed-out wait must not cancel (and so
+        # close) the response's line iterator.
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
         self.comments = 0
+
+    async def _read(self) -> None:
+        try:
+            async for line in self.response.aiter_lines():
+                await self._lines.put(line)
+        except httpx.HTTPError:
+            pass
+        finally:
+            await self._lines.put(None)
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
 
     async def next(self, timeout: float = 5.0) -> SSEMessage:
         """The next message (comments are counted, not returned)."""
@@ -179,7 +197,7 @@ class SSEStream:
         event_id: str | None = None
         data: list[str] = []
         async with asyncio.timeout(timeout):
-            async for line in self._lines:
+            while (line := await self._lines.get()) is not None:
                 if line == "":
                     if data or event:
                         return SSEMessage(event, event_id, "\n".join(data))
@@ -195,6 +213,7 @@ class SSEStream:
                     event_id = value
                 elif name == "data":
                     data.append(value)
+        self._lines.put_nowait(None)  # stays ended
         raise EOFError("the stream ended")
 
     async def changes(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -232,5 +251,7 @@ async def subscribe(
             assert r.status_code == 200, (await r.aread()).decode()
             assert r.headers["content-type"].startswith("text/event-stream")
             stream = SSEStream(r)
-            await asyncio.sleep(0)
-            yield stream
+            try:
+                yield stream
+            finally:
+                await stream.close()
