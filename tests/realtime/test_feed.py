@@ -273,7 +273,11 @@ async def test_filters_are_the_list_routes(cluster: list[Server]) -> None:
         )
         assert unknown.status_code == 422
         assert "unknown field 'colour'" in unknown.json()["detail"][0]["msg"]
-    params = {"resources": "products", "price__gte": "10", "name__ilike": "%NOTEBOOK%"}
+    params: dict[str, Any] = {
+        "resources": "products",
+        "price__gte": "10",
+        "name__ilike": "%NOTEBOOK%",
+    }
     async with subscribe(watcher, "viewer", **params) as stream:
         await patch(writer, "/api/products/2", {"stock": 2})  # 3.99, "Watering can"
         await patch(writer, "/api/products/3", {"stock": 2})  # 45.00, "Garden widget"
