@@ -111,6 +111,10 @@ class Feed:
             event.remove(target, name, listener)
         self._unhook = []
 
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
     def _connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection of the engine's pool: never the API's test-bound one (the feed runs
         beside the requests, not inside their transaction)."""

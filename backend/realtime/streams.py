@@ -63,6 +63,10 @@ class Streams:
 
     async def open(self, connection: HTTPConnection) -> tuple[Subscription, int | None]:
         """The subscription a request asks for, and its cursor; 401/403/422 when it may not."""
+        if not self.feed.running:  # an app whose lifespan did not run (some tests)
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "The change feed is not running"
+            )
         user_id, expires_at = self._credentials(connection)
         role = None
         if user_id is not None:

@@ -6,6 +6,7 @@ one process, which makes and watches its changes.
 """
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from backend.auth.tokens import create_access_token
 from backend.config import PROJECT_ROOT
+from tests.admin.live import PASSWORD
 from tests.realtime.servers import (
     SETTINGS,
     Server,
@@ -166,6 +168,37 @@ async def test_a_fake_seed_load_is_one_summary_event(cluster: list[Server], data
     assert event["action"] == "loaded"
     assert event["rows"] == 4
     assert event["id"] is None
+
+
+async def test_an_admin_form_save_is_seen(cluster: list[Server]) -> None:
+    writer, watcher = writer_and_watcher(cluster)
+    csrf = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+    version = re.compile(r'<input[^>]*name="row_version"[^>]*value="(\d+)"')
+    async with (
+        subscribe(watcher, "viewer", resources="categories") as stream,
+        httpx.AsyncClient(base_url=writer, headers={"Origin": writer}) as admin,
+    ):
+        login = await admin.get("/admin/login")
+        token_field = csrf.search(login.text)
+        assert token_field is not None
+        signed_in = await admin.post(
+            "/admin/login",
+            data={
+                "csrftoken": token_field[1],
+                "username": "editor@example.com",
+                "password": PASSWORD,
+            },
+        )
+        assert signed_in.status_code == 302, signed_in.text
+        page = await admin.get("/admin/category/edit/2")
+        token_field, seen = csrf.search(page.text), version.search(page.text)
+        assert token_field is not None and seen is not None, page.text[:500]
+        form = {"csrftoken": token_field[1], "name": "Garden & patio", "slug": "garden"}
+        saved = await admin.post("/admin/category/edit/2", data={**form, "row_version": seen[1]})
+        assert saved.status_code == 302, saved.text
+        (event,) = await stream.changes(1, timeout=1.0)
+    assert (event["action"], event["id"], event["by"]) == ("updated", 2, "editor@example.com")
+    assert event["record"]["name"] == "Garden & patio"
 
 
 async def test_a_viewer_receives_no_users_events_and_roles_apply_to_open_streams(
