@@ -36,10 +36,11 @@ from typing import Any
 import asyncpg
 from sqlalchemy import String, bindparam, event, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config import Settings
 from backend.crud.connection import Connection, ConnectionSource, Row
-from backend.db import Database
+from backend.db import Database, create_engine
 from backend.models import Role, User
 from backend.models.history import HISTORY_TABLE
 from backend.realtime.events import Event, build_events, entries_after
@@ -83,13 +84,21 @@ class Feed:
         self._tasks: list[asyncio.Task[None]] = []
         self._unhook: list[tuple[Any, str, Any]] = []
         self._source = ConnectionSource()
+        self._engine: AsyncEngine | None = None
+        self._positioned = asyncio.Event()
 
     # -- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        async with self._connect() as db:
-            latest = await db.scalar(select(func.coalesce(func.max(HISTORY.c.id), 0)))
-        self.position = int(latest or 0)
+        """Start reading (the position is read by the reading task, so a database that is
+        down at start-up delays the feed instead of failing the app's start)."""
+        # An engine of its own (two connections at most): the feed reads beside the requests,
+        # never waits for their pool nor joins a test's transaction, and a disconnect one of
+        # them sees does not recycle the other's connections.
+        own = self.settings.model_copy(
+            update={"db_pool_size": 2, "db_max_overflow": 0, "db_echo": False}
+        )
+        self._engine = create_engine(own)
         self._tasks = [
             asyncio.create_task(self._run(), name="realtime-feed"),
             asyncio.create_task(self._recheck_loop(), name="realtime-recheck"),
@@ -110,15 +119,27 @@ class Feed:
         for target, name, listener in self._unhook:
             event.remove(target, name, listener)
         self._unhook = []
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
 
-    @property
-    def running(self) -> bool:
-        return bool(self._tasks)
+    async def ready(self, timeout: float) -> bool:
+        """Whether the feed runs and knows its position (waiting up to `timeout` seconds for
+        its first read of the history, e.g. just after start-up)."""
+        if not self._tasks:
+            return False
+        try:
+            await asyncio.wait_for(self._positioned.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection of the engine's pool: never the API's test-bound one (the feed runs
         beside the requests, not inside their transaction)."""
-        return self._source.connect(self.database.engine, None)
+        if self._engine is None:
+            raise RuntimeError("the realtime feed is not started")
+        return self._source.connect(self._engine, None)
 
     def wake(self) -> None:
         self._wake.set()
@@ -127,6 +148,7 @@ class Feed:
 
     async def _run(self) -> None:
         failures = 0
+        self.wake()  # read the position at once
         while True:
             timeout = _GAP_RECHECK_S if self._hold else self.settings.realtime_poll_s
             try:
@@ -144,6 +166,11 @@ class Feed:
 
     async def _poll(self) -> None:
         """Publish every entry after `position` that is known to be in order."""
+        if not self._positioned.is_set():
+            async with self._connect() as db:
+                latest = await db.scalar(select(func.coalesce(func.max(HISTORY.c.id), 0)))
+            self.position = int(latest or 0)
+            self._positioned.set()
         while True:
             async with self._connect() as db:
                 released = await self._released(db)

@@ -19,7 +19,6 @@ from starlette.requests import HTTPConnection
 from backend.auth.dependencies import read_caller, unauthorized
 from backend.auth.tokens import InvalidToken, read_access_token
 from backend.config import Settings
-from backend.crud.connection import ConnectionSource
 from backend.db import Database
 from backend.realtime.events import Event
 from backend.realtime.feed import Feed
@@ -53,7 +52,6 @@ class Streams:
         self.database = database
         self.settings = settings
         self.feed = Feed(database, settings)
-        self._source = ConnectionSource()
 
     async def start(self) -> None:
         await self.feed.start()
@@ -63,14 +61,10 @@ class Streams:
 
     async def open(self, connection: HTTPConnection) -> tuple[Subscription, int | None]:
         """The subscription a request asks for, and its cursor; 401/403/422 when it may not."""
-        if not self.feed.running:  # an app whose lifespan did not run (some tests)
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "The change feed is not running"
-            )
         user_id, expires_at = self._credentials(connection)
         role = None
         if user_id is not None:
-            async with self._source.connect(self.database.engine, None) as db:
+            async with self.database.api_connection() as db:
                 role = (await read_caller(db, user_id)).role  # 401: gone or inactive
         elif not self.settings.anonymous_read:
             raise unauthorized("Not authenticated")
@@ -107,6 +101,12 @@ class Streams:
                     f"Role {role.value!r} may not read {resource.name}; it needs "
                     f"{resource.read_role.value!r}",
                 )
+        if not await self.feed.ready(timeout=5.0):  # the database is away, or not started
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "The change feed is not running; try again later",
+                headers={"Retry-After": "1"},
+            )
         subscription.opened_at = self.feed.position
         return subscription, _cursor(connection)
 
