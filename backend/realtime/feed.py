@@ -21,8 +21,9 @@ Wake-ups:
 Order on PostgreSQL: ids are taken when an entry is inserted, and transactions commit in any
 order, so entry 11 may be visible while 10 is still being committed. The feed publishes in id
 order and stops at such a gap until the gap's fate is known: it notes the snapshot of the read
-that saw it, and moves past once every transaction in progress in that snapshot has ended
-(the id then belongs to a rolled-back write) - or after `GAP_TIMEOUT_S`. SQLite has one
+that saw it, and moves past once every transaction of this database in progress in that
+snapshot has ended (the id then belongs to a rolled-back write) - or, should one stay open,
+after `GAP_TIMEOUT_S` (an entry committed even later is then not sent). SQLite has one
 writer at a time, so its ids are committed in order.
 """
 
@@ -57,10 +58,13 @@ _GAP_RECHECK_S = 0.02
 _WROTE_HISTORY = "tablestack_wrote_history"
 _INSERT_HISTORY = f"INSERT INTO {HISTORY_TABLE}"
 _users = User.__table__  # type: ignore[attr-defined]
-# Whether every transaction in progress in a snapshot has ended since.
+# Whether every transaction in progress in a snapshot has ended since - but for those of other
+# databases of the server, which cannot write this history (a shared server always has some).
 _SNAPSHOT_ENDED = text(
     "SELECT NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(CAST(CAST(:snapshot AS text) AS "
-    "pg_snapshot)) AS x WHERE pg_xact_status(x) = 'in progress')"
+    "pg_snapshot)) AS x WHERE pg_xact_status(x) = 'in progress' AND NOT EXISTS ("
+    "SELECT 1 FROM pg_stat_activity AS a WHERE a.datname IS DISTINCT FROM current_database() "
+    "AND a.backend_xid::text = (CAST(x::text AS numeric) % 4294967296)::text))"
 ).bindparams(bindparam("snapshot", type_=String()))
 
 
