@@ -89,6 +89,8 @@ class Feed:
         self._unhook: list[tuple[Any, str, Any]] = []
         self._source = ConnectionSource()
         self._engine: AsyncEngine | None = None
+        self._own_engine: AsyncEngine | None = None
+        self._stopping = asyncio.Event()
         self._positioned = asyncio.Event()
 
     # -- life --------------------------------------------------------------------------------
@@ -96,13 +98,18 @@ class Feed:
     async def start(self) -> None:
         """Start reading (the position is read by the reading task, so a database that is
         down at start-up delays the feed instead of failing the app's start)."""
-        # An engine of its own (two connections at most): the feed reads beside the requests,
-        # never waits for their pool nor joins a test's transaction, and a disconnect one of
-        # them sees does not recycle the other's connections.
-        own = self.settings.model_copy(
-            update={"db_pool_size": 2, "db_max_overflow": 0, "db_echo": False}
-        )
-        self._engine = create_engine(own)
+        # PostgreSQL: an engine of its own (two connections at most), so the feed reads beside
+        # the requests, never waits for their pool, and a disconnect one of them sees does not
+        # recycle the other's connections. SQLite: the app's (a second engine on the same file
+        # would race the app's for the WAL switch on a new database).
+        if self.dialect == "postgresql":
+            own = self.settings.model_copy(
+                update={"db_pool_size": 2, "db_max_overflow": 0, "db_echo": False}
+            )
+            self._engine = self._own_engine = create_engine(own)
+        else:
+            self._engine = self.database.engine
+        self._stopping.clear()
         self._tasks = [
             asyncio.create_task(self._run(), name="realtime-feed"),
             asyncio.create_task(self._recheck_loop(), name="realtime-recheck"),
@@ -113,19 +120,29 @@ class Feed:
             self._hook_commits()
 
     async def stop(self) -> None:
-        """Close every subscription (their streams say so and end), then stop reading."""
+        """Close every subscription (their streams say so and end), then stop reading: the
+        loops end at their next wait (not cancelled inside a query, which would leave its
+        connection unclosed), the LISTEN connection is closed."""
         for subscription in list(self.subscriptions):
             subscription.close(GOING_AWAY, "the server is shutting down; reconnect to resume")
+        self._stopping.set()
+        self._wake.set()
+        self._recheck.set()
         for task in self._tasks:
+            if task.get_name() == "realtime-listen":
+                task.cancel()  # waiting on the connection; it is terminated on the way out
+        _done, pending = await asyncio.wait(self._tasks, timeout=5.0)
+        for task in pending:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         for target, name, listener in self._unhook:
             event.remove(target, name, listener)
         self._unhook = []
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        self._engine = None
+        if self._own_engine is not None:
+            await self._own_engine.dispose()
+            self._own_engine = None
 
     async def ready(self, timeout: float) -> bool:
         """Whether the feed runs and knows its position (waiting up to `timeout` seconds for
@@ -160,6 +177,8 @@ class Feed:
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 await self._poll()
                 failures = 0
@@ -277,6 +296,8 @@ class Feed:
             except TimeoutError:
                 pass
             self._recheck.clear()
+            if self._stopping.is_set():
+                return
             try:
                 await self.recheck()
             except Exception:
@@ -319,7 +340,7 @@ class Feed:
                 self.listening = True
                 self.wake()  # read what was committed while nobody listened
                 delay = 0.1
-                while not lost.is_set() and not connection.is_closed():
+                while not (lost.is_set() or connection.is_closed() or self._stopping.is_set()):
                     try:
                         await asyncio.wait_for(lost.wait(), self.settings.realtime_poll_s * 5)
                     except TimeoutError:
@@ -328,8 +349,10 @@ class Feed:
                 log.warning("realtime: the LISTEN connection was lost", exc_info=True)
             finally:
                 self.listening = False
-                if connection is not None and not connection.is_closed():
-                    connection.terminate()
+                if connection is not None:
+                    connection.terminate()  # closes the socket too when the server closed first
+            if self._stopping.is_set():
+                return
             self.reconnects += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -115,6 +115,7 @@ async def create_ticket(request: Request, credentials: Credentials) -> Ticket:
     description=_SSE_DESCRIPTION,
     responses=_SSE_RESPONSES,
     response_model=None,
+    response_class=EventSourceResponse,  # documents text/event-stream (not JSON) as the answer
 )
 async def stream_events(
     request: Request,
