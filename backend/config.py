@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     max_query_param_length: int = Field(default=8192, ge=1)
     max_json_depth: int = Field(default=32, ge=1, le=200)
+    # Realtime change feed (`/api/realtime`): a heartbeat every this many seconds on an idle
+    # stream; a client this many events behind is disconnected; a ticket lives this long;
+    # roles are re-read and expiries checked this often; the history is polled this often
+    # besides the wake-ups (LISTEN/NOTIFY on PostgreSQL, commits of this process on SQLite).
+    realtime_heartbeat_s: float = Field(default=15.0, gt=0)
+    realtime_queue_size: int = Field(default=1000, ge=1)
+    realtime_ticket_s: int = Field(default=30, ge=1)
+    realtime_recheck_s: float = Field(default=5.0, gt=0)
+    realtime_poll_s: float = Field(default=1.0, gt=0)
     # Admin
     admin_title: str = "Tablestack admin"
     session_https_only: bool = False

@@ -15,6 +15,7 @@ from backend.crud.api import install_api
 from backend.db import Database
 from backend.proxies import TrustedProxies
 from backend.request_limits import RequestLimits
+from backend.realtime import install_realtime
 from backend.schema import head_revisions
 from backend.security_headers import SecurityHeaders
 
@@ -37,14 +38,16 @@ def create_app(
     database = Database(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database.start(engine)
+        await app.state.realtime.start()  # the change feed reads the database
         if freeze_startup_objects:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            await app.state.realtime.stop()
             if engine is None:  # an engine handed in is disposed by its owner
                 await database.dispose()
 
@@ -65,6 +68,7 @@ def create_app(
     app.include_router(health.router)
     app.add_middleware(RequestLimits, settings=settings)  # inside CORS: 413s carry its headers
     install_api(app, settings)
+    install_realtime(app, settings, database)
     mount_admin(app, settings, database)
     app.add_middleware(SecurityHeaders)  # on every answer, errors included
     if settings.trusted_proxies:  # outermost: everything inside sees the real client

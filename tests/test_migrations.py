@@ -74,7 +74,7 @@ async def test_migrate_reports_each_revision_up_and_down(empty_database_url: str
     [
         ("zzz", "cannot migrate to 'zzz': Can't locate revision identified by 'zzz'"),
         ("nope@-1", "cannot migrate to 'nope@-1': Can't locate revision identified by 'nope'"),
-        ("project@-5", "cannot go down 5 revisions on project: only 3 applied"),
+        ("project@-5", "cannot go down 5 revisions on project: only 4 applied"),
     ],
 )
 async def test_migrate_refuses_bad_revisions(

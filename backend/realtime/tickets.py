@@ -1,0 +1,57 @@
+"""Tickets: what a browser puts in the URL of an EventSource or a WebSocket instead of its token.
+
+Browsers cannot set an `Authorization` header on either, and a long-lived access token in a
+URL ends up in access logs and proxies. A ticket is obtained with the token
+(`POST /api/realtime/tickets`), lives `realtime_ticket_s` seconds (30 by default) and is good
+only for opening a stream; the stream then lasts as long as the token it was obtained with
+(the ticket carries the token's expiry). Signed like the tokens (HS256, the secret key), with
+a type of its own, so neither can stand in for the other.
+"""
+
+import time
+
+import jwt
+
+from backend.auth.tokens import ALGORITHM, InvalidToken
+from backend.config import Settings
+
+TICKET_TYPE = "realtime-ticket"
+
+
+def issue_ticket(
+    user_id: int, token_expires_at: float, settings: Settings, *, now: float | None = None
+) -> str:
+    """A ticket for `user_id`, valid `realtime_ticket_s` seconds (never past the token)."""
+    issued = time.time() if now is None else now
+    expires = min(issued + settings.realtime_ticket_s, token_expires_at)
+    claims = {
+        "sub": str(user_id),
+        "typ": TICKET_TYPE,
+        "iat": int(issued),
+        "exp": expires,
+        "token_exp": token_expires_at,
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+
+
+def read_ticket(ticket: str, settings: Settings) -> tuple[int, float]:
+    """(user id, the expiry of the token it was obtained with); InvalidToken otherwise."""
+    try:
+        claims = jwt.decode(
+            ticket,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "token_exp"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    subject = claims.get("sub")
+    if claims.get("typ") != TICKET_TYPE or not isinstance(subject, str) or not subject.isdigit():
+        raise InvalidToken("not a realtime ticket")
+    return int(subject), float(claims["token_exp"])
+
+
+def token_expiry(token: str) -> float:
+    """The `exp` of an access token already verified by `read_access_token`."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return float(claims["exp"])
