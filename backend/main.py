@@ -14,8 +14,8 @@ from backend.config import Settings, get_settings
 from backend.crud.api import install_api
 from backend.db import Database
 from backend.proxies import TrustedProxies
-from backend.request_limits import RequestLimits
 from backend.realtime import install_realtime
+from backend.request_limits import RequestLimits
 from backend.schema import head_revisions
 from backend.security_headers import SecurityHeaders
 

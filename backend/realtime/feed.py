@@ -310,16 +310,16 @@ class Feed:
         ids = sorted({s.user_id for s in self.subscriptions if s.user_id is not None})
         if not ids:
             return
-        statement = select(_users.c.id, _users.c.role, _users.c.is_active).where(
-            _users.c.id.in_(ids)
-        )
+        statement = select(
+            _users.c.id, _users.c.role, _users.c.is_active, _users.c.auth_version
+        ).where(_users.c.id.in_(ids))
         async with self._connect() as db:
             rows = await db.all(statement)
-        found = {int(row[0]): (Role(row[1]), bool(row[2])) for row in rows}
+        found = {int(row[0]): (Role(row[1]), bool(row[2]), int(row[3])) for row in rows}
         for subscription in list(self.subscriptions):
             if subscription.user_id is not None:
-                role, active = found.get(subscription.user_id, (None, False))
-                subscription.new_role(role, active)
+                role, active, version = found.get(subscription.user_id, (None, False, None))
+                subscription.new_role(role, active, version)
 
     # -- wake-ups ----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.websockets import WebSocketDisconnect
 
-from backend.auth.dependencies import bearer_scheme, bearer_user_id, read_caller, unauthorized
+from backend.auth.dependencies import bearer_claims, bearer_scheme, read_caller, unauthorized
 from backend.crud.errors import UNAUTHORIZED
 from backend.realtime.events import message
 from backend.realtime.streams import Frame, Streams
@@ -95,14 +95,14 @@ def _streams(connection: Request | WebSocket) -> Streams:
 async def create_ticket(request: Request, credentials: Credentials) -> Ticket:
     streams = _streams(request)
     settings = streams.settings
-    user_id = bearer_user_id(request, settings)
-    if user_id is None:
+    claims = bearer_claims(request, settings)
+    if claims is None:
         raise unauthorized("Not authenticated")
     async with streams.database.api_connection() as db:
-        await read_caller(db, user_id)  # 401: gone or inactive
+        await read_caller(db, claims)  # 401: gone, inactive or the token revoked
     token = request.headers["authorization"].partition(" ")[2].strip()
     return Ticket(
-        ticket=issue_ticket(user_id, token_expiry(token), settings),
+        ticket=issue_ticket(claims, token_expiry(token), settings),
         expires_in=settings.realtime_ticket_s,
     )
 

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import HTTPConnection
 
 from backend.auth.dependencies import read_caller, unauthorized
-from backend.auth.tokens import InvalidToken, read_access_token
+from backend.auth.tokens import InvalidToken, TokenClaims, read_token_claims
 from backend.config import Settings
 from backend.db import Database
 from backend.realtime.events import Event
@@ -61,11 +61,11 @@ class Streams:
 
     async def open(self, connection: HTTPConnection) -> tuple[Subscription, int | None]:
         """The subscription a request asks for, and its cursor; 401/403/422 when it may not."""
-        user_id, expires_at = self._credentials(connection)
+        claims, expires_at = self._credentials(connection)
         role = None
-        if user_id is not None:
+        if claims is not None:
             async with self.database.api_connection() as db:
-                role = (await read_caller(db, user_id)).role  # 401: gone or inactive
+                role = (await read_caller(db, claims)).role  # 401: gone, inactive or revoked
         elif not self.settings.anonymous_read:
             raise unauthorized("Not authenticated")
         query = connection.query_params
@@ -85,8 +85,9 @@ class Streams:
                 )
             conditions = parse_filters(resources[0], filters, self.feed.dialect)
         subscription = Subscription(
-            user_id=user_id,
+            user_id=None if claims is None else claims.user_id,
             role=role,
+            auth_version=None if claims is None else claims.auth_version,
             resources=resources,
             conditions=conditions,
             expires_at=expires_at,
@@ -110,8 +111,8 @@ class Streams:
         subscription.opened_at = self.feed.position
         return subscription, _cursor(connection)
 
-    def _credentials(self, connection: HTTPConnection) -> tuple[int | None, float | None]:
-        """(user id, when their access expires) from a ticket or a bearer token."""
+    def _credentials(self, connection: HTTPConnection) -> tuple[TokenClaims | None, float | None]:
+        """(the token's claims, when their access expires) from a ticket or a bearer token."""
         ticket = connection.query_params.get("ticket")
         if ticket:
             try:
@@ -126,10 +127,10 @@ class Streams:
         if not (scheme and token) or scheme.lower() != "bearer":
             return None, None
         try:
-            user_id = read_access_token(token, self.settings)
+            claims = read_token_claims(token, self.settings)
         except InvalidToken:
             raise unauthorized("Invalid or expired token", error="invalid_token") from None
-        return user_id, token_expiry(token)
+        return claims, token_expiry(token)
 
     async def frames(self, subscription: Subscription, since: int | None) -> AsyncIterator[Frame]:
         """What the client receives: the missed events, then live ones and heartbeats, and

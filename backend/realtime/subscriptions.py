@@ -44,6 +44,7 @@ class Subscription:
         *,
         user_id: int | None,
         role: Role | None,
+        auth_version: int | None = None,
         resources: Sequence[ResourceOptions] | None,
         conditions: Sequence[Condition],
         expires_at: float | None,
@@ -51,6 +52,9 @@ class Subscription:
     ) -> None:
         self.user_id = user_id
         self.role = role
+        # the auth version of the token the stream was opened with: a new password (or a
+        # deactivation) bumps the user's, and ends the stream as it ends the token
+        self.auth_version = auth_version
         self.resources = None if resources is None else frozenset(resources)
         self.conditions = tuple(conditions)
         self.expires_at = expires_at
@@ -84,12 +88,16 @@ class Subscription:
             return False
         return matches_all(self.conditions, event.values) if self.conditions else True
 
-    def new_role(self, role: Role | None, active: bool) -> None:
-        """The caller's role as read again: close when they are gone or lost a resource."""
+    def new_role(self, role: Role | None, active: bool, auth_version: int | None = None) -> None:
+        """The caller's role as read again: close when they are gone, their token was revoked
+        or they lost a resource."""
         if self.user_id is None:
             return
         if role is None or not active:
             self.close(UNAUTHORIZED, "the user is no longer active")
+            return
+        if self.auth_version is not None and auth_version != self.auth_version:
+            self.close(UNAUTHORIZED, "the token was revoked (a new password); sign in again")
             return
         self.role = role
         if self.resources is not None:

@@ -12,43 +12,51 @@ import time
 
 import jwt
 
-from backend.auth.tokens import ALGORITHM, InvalidToken
+from backend.auth.tokens import ALGORITHM, InvalidToken, TokenClaims
 from backend.config import Settings
 
 TICKET_TYPE = "realtime-ticket"
 
 
 def issue_ticket(
-    user_id: int, token_expires_at: float, settings: Settings, *, now: float | None = None
+    claims: TokenClaims, token_expires_at: float, settings: Settings, *, now: float | None = None
 ) -> str:
-    """A ticket for `user_id`, valid `realtime_ticket_s` seconds (never past the token)."""
+    """A ticket for the token's user at its auth version, valid `realtime_ticket_s` seconds
+    (never past the token)."""
     issued = time.time() if now is None else now
     expires = min(issued + settings.realtime_ticket_s, token_expires_at)
-    claims = {
-        "sub": str(user_id),
+    ticket = {
+        "sub": str(claims.user_id),
+        "ver": claims.auth_version,
         "typ": TICKET_TYPE,
         "iat": int(issued),
         "exp": expires,
         "token_exp": token_expires_at,
     }
-    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+    return jwt.encode(ticket, settings.secret_key, algorithm=ALGORITHM)
 
 
-def read_ticket(ticket: str, settings: Settings) -> tuple[int, float]:
-    """(user id, the expiry of the token it was obtained with); InvalidToken otherwise."""
+def read_ticket(ticket: str, settings: Settings) -> tuple[TokenClaims, float]:
+    """(the claims of the token it was obtained with, that token's expiry); InvalidToken
+    otherwise."""
     try:
         claims = jwt.decode(
             ticket,
             settings.secret_key,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "sub", "token_exp"]},
+            options={"require": ["exp", "sub", "ver", "token_exp"]},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
-    subject = claims.get("sub")
-    if claims.get("typ") != TICKET_TYPE or not isinstance(subject, str) or not subject.isdigit():
+    subject, version = claims.get("sub"), claims.get("ver")
+    if (
+        claims.get("typ") != TICKET_TYPE
+        or not isinstance(subject, str)
+        or not subject.isdigit()
+        or type(version) is not int
+    ):
         raise InvalidToken("not a realtime ticket")
-    return int(subject), float(claims["token_exp"])
+    return TokenClaims(int(subject), version), float(claims["token_exp"])
 
 
 def token_expiry(token: str) -> float:

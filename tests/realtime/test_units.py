@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.exceptions import RequestValidationError
 
-from backend.auth.tokens import InvalidToken, create_access_token
+from backend.auth.tokens import InvalidToken, TokenClaims, create_access_token
 from backend.config import Settings
 from backend.models import Role
 from backend.realtime.events import Event
@@ -78,13 +78,15 @@ def test_bad_filters_are_a_422_naming_the_parameter(key: str, raw: str, message:
 
 def test_a_ticket_carries_its_token_expiry_and_is_no_access_token() -> None:
     expires = time.time() + 600
-    ticket = issue_ticket(7, expires, SETTINGS)
-    user_id, token_expires = read_ticket(ticket, SETTINGS)
-    assert (user_id, round(token_expires, 3)) == (7, round(expires, 3))
+    ticket = issue_ticket(TokenClaims(7, 3), expires, SETTINGS)
+    claims, token_expires = read_ticket(ticket, SETTINGS)
+    assert (claims, round(token_expires, 3)) == (TokenClaims(7, 3), round(expires, 3))
     with pytest.raises(InvalidToken):
         read_ticket(create_access_token(7, SETTINGS), SETTINGS)
     with pytest.raises(InvalidToken):
-        read_ticket(issue_ticket(7, expires, SETTINGS, now=time.time() - 60), SETTINGS)
+        read_ticket(
+            issue_ticket(TokenClaims(7, 1), expires, SETTINGS, now=time.time() - 60), SETTINGS
+        )
     other = Settings(secret_key="another-secret-key-0123456789abcdefgh")
     with pytest.raises(InvalidToken):
         read_ticket(ticket, other)
@@ -140,3 +142,9 @@ def test_a_demoted_or_expired_subscription_closes() -> None:
     expired = subscription(expires_at=time.time() - 1)
     expired.check_expiry()
     assert expired.closed is not None and "token expired" in expired.closed.reason
+    revoked = subscription(auth_version=1)
+    revoked.new_role(Role.admin, True, 1)
+    assert revoked.closed is None
+    revoked.new_role(Role.admin, True, 2)  # a new password ends the stream as it ends the token
+    assert revoked.closed is not None and revoked.closed.code == UNAUTHORIZED
+    assert "revoked" in revoked.closed.reason
