@@ -58,6 +58,24 @@ def uvicorn(app: str, port: int) -> list[str]:
     return [str(BIN / "uvicorn"), app, "--host=127.0.0.1", f"--port={port}", "--no-access-log"]
 
 
+# wrk sends tens of thousands of requests a minute from one address as one user: the limiter
+# runs and counts every request (its cost is measured) but never refuses one. The sign-in
+# scenario measures what argon2 does to reads, so its guesses are not cut off either.
+_UNREFUSED = "1000000000/minute"
+UNREFUSED_RATE_LIMITS = {
+    **{
+        f"RATE_LIMIT_{who}_{kind}": _UNREFUSED
+        for who in ("ANONYMOUS", "VIEWER", "EDITOR", "ADMIN")
+        for kind in ("READ", "WRITE")
+    },
+    "RATE_LIMIT_PER_IP": _UNREFUSED,
+    "RATE_LIMIT_SIGNIN_IP": "",
+    "RATE_LIMIT_SIGNIN_ACCOUNT": "",
+    "SIGNIN_FREE_FAILURES": "1000000000",
+    "SIGNIN_IP_FREE_FAILURES": "1000000000",
+}
+
+
 def all_targets(base_port: int) -> list[Target]:
     return [
         Target(
@@ -66,6 +84,7 @@ def all_targets(base_port: int) -> list[Target]:
             port=base_port,
             command=[str(BIN / "tablestack"), "serve", "--port", str(base_port)],
             ready_path="/healthz",
+            env=UNREFUSED_RATE_LIMITS,
         ),
         Target(
             key="ceiling",
