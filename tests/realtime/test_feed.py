@@ -225,12 +225,26 @@ async def test_a_viewer_receives_no_users_events_and_roles_apply_to_open_streams
         )
         assert created.status_code == 201, created.text
         second_admin = created.json()["id"]
+        # deactivating a user ends their tokens for good: one of this test's own, so the
+        # seeded editor's tokens stay good for the other tests
+        created = await client.post(
+            "/api/users",
+            json={
+                "email": "leaving-editor@example.com",
+                "password": "a long password",
+                "role": "editor",
+            },
+            headers=headers("admin"),
+        )
+        assert created.status_code == 201, created.text
+        leaving_editor = created.json()["id"]
     second = {"Authorization": f"Bearer {create_access_token(second_admin, SETTINGS)}"}
+    leaving = {"Authorization": f"Bearer {create_access_token(leaving_editor, SETTINGS)}"}
 
     async with (
         subscribe(watcher, "viewer") as viewer,
         subscribe(watcher, None, headers_=second, resources="users") as demoted,
-        subscribe(watcher, "editor") as deactivated,
+        subscribe(watcher, None, headers_=leaving) as deactivated,
     ):
         await patch(writer, "/api/users/1", {"full_name": "Vera Viewer"})
         await patch(writer, "/api/products/3", {"stock": 1})
@@ -252,13 +266,12 @@ async def test_a_viewer_receives_no_users_events_and_roles_apply_to_open_streams
         assert "may no longer read users" in closing.json["reason"]
 
         await deactivated.changes(1, timeout=1.0)  # the product change
-        await patch(writer, "/api/users/2", {"is_active": False})
+        await patch(writer, f"/api/users/{leaving_editor}", {"is_active": False})
         closing = await deactivated.next(timeout=3.0)
         assert (closing.event, closing.json["code"]) == ("close", 4401)
         assert "no longer active" in closing.json["reason"]
         with pytest.raises(EOFError):
             await deactivated.next(timeout=3.0)
-    await patch(writer, "/api/users/2", {"is_active": True})
 
 
 async def test_an_expiring_token_closes_the_stream_with_its_reason(cluster: list[Server]) -> None:
