@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from backend.auth.dependencies import Caller, OptionalUserDep, SettingsDep, admit
 from backend.config import Settings
-from backend.crud.errors import UNAUTHORIZED
+from backend.crud.errors import EVERY_OPERATION, UNAUTHORIZED
 from backend.crud.schemas import primary_key_parameter
 from backend.db import SessionDep
 from backend.models import Role
@@ -43,7 +43,7 @@ class HistoryEntryRead(BaseModel):
 
 def history_router(resources: Registry, settings: Settings) -> APIRouter:
     """The history routes of every resource, and the list of all changes."""
-    router = APIRouter(tags=["history"])
+    router = APIRouter(tags=["history"], responses=EVERY_OPERATION)
     limit_query = Query(
         ge=1, le=settings.page_size_max, description=f"Page size (at most {settings.page_size_max})"
     )
