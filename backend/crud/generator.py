@@ -142,19 +142,20 @@ _ACTIONS = {
 def row_links(resource: ResourceOptions) -> dict[str, dict[str, Any]]:
     """OpenAPI links from an answer carrying one row to the operations on that row: its id
     from the body, and its `ETag` as the writes' `If-Match` (so a client, or a stateful
-    fuzzer, can chain create -> get / update / replace / delete / history)."""
+    fuzzer, can chain create -> get / update / replace / delete). Not to the row's history,
+    which outlives the row (a deleted row's history is still 200, by design)."""
     name, key = resource.name, resource.primary_key
     row_id = f"$response.body#/{key}"
     conditional = {"path.id": row_id, "header.If-Match": "$response.header.ETag"}
     links: dict[str, dict[str, Any]] = {
         "get": {"operationId": f"{name}-get", "parameters": {"path.id": row_id}},
-        "history": {"operationId": f"{name}-history", "parameters": {"path.id": row_id}},
     }
     for action in ("update", "replace", "delete"):
         links[action] = {"operationId": f"{name}-{action}", "parameters": conditional}
     for action, link in links.items():
         link["description"] = f"The `{action}` operation on this row"
     return links
+
 
 _LIST_DESCRIPTION = """\
 Filter with `field=value` or `field__op=value` (operators: `ne`, `gt`, `gte`, `lt`, `lte`,

@@ -152,7 +152,7 @@ class ArgumentReader:
         its JSON form (text for datetimes, decimals and UUIDs), as the document says. Anything
         else (no body, not JSON, not JSON text) is left to the FastAPI path, for its answers.
         """
-        if self.body_model is None or not _is_json(request):
+        if self.body_model is None or self.body_field is None or not _is_json(request):
             return False
         body = (await request.body()).removeprefix(b"\xef\xbb\xbf")  # a BOM, as json.loads
         if body.lstrip()[:1] != b"{":

@@ -124,6 +124,7 @@ TimeOfDay = Annotated[
 # (backend.writes.values); the document says so on each text input without a pattern of its own.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
+
 def decimal_pattern(digits: int | None, places: int | None, *, signed: bool) -> str:
     """The text of a decimal column's values: `-?` unless it cannot be negative, at most
     `digits - places` digits before the point and `places` after it (no exponent, no `+`)."""
@@ -263,6 +264,14 @@ def integer_bounds(column: Column[Any]) -> tuple[int, int]:
     return INT32_BOUNDS
 
 
+def _whole_number(value: Any) -> Any:
+    """`24.0` as 24: JSON Schema's integers include numbers with a zero fraction, which the
+    API's strict JSON validation would otherwise refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _bound_integers(field: tuple[Any, FieldInfo], column: Column[Any]) -> tuple[Any, FieldInfo]:
     """Add the column's integer range, so an out-of-range number is a 422, not a driver error."""
     if column_python_type(column) is int:
@@ -278,6 +287,8 @@ def _bound_integers(field: tuple[Any, FieldInfo], column: Column[Any]) -> tuple[
             metadata.append(Ge(low))
         if not upper:
             metadata.append(Le(high))
+        # Last: wraps the bounds (before them, a nullable column's bounds would meet None).
+        metadata.append(BeforeValidator(_whole_number))
     return field
 
 
@@ -331,7 +342,9 @@ def primary_key_parameter(resource: ResourceOptions) -> Any:
     return Annotated[python_type, Path(description=description)]
 
 
-BoundedId = Annotated[int, Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1])]
+BoundedId = Annotated[
+    int, BeforeValidator(_whole_number), Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1])
+]
 
 
 def _read_validator(links: tuple[ManyToMany, ...]) -> Any:

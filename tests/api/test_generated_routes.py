@@ -249,7 +249,7 @@ def plain_fastapi(settings: Settings) -> FastAPI:
 JSON = {"Content-Type": "application/json"}
 INVALID_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/products", {"json": {}}),
-    ("POST", "/api/products", {"json": {"sku": 1, "stock": [], "price": None}}),
+    ("POST", "/api/products", {"json": {"sku": 1, "stock": []}}),
     ("POST", "/api/products", {"json": {"sku": "a", "no_such_field": 1}}),
     ("POST", "/api/products", {"json": []}),
     ("POST", "/api/products", {"json": None}),
