@@ -90,6 +90,7 @@ _IF_MATCH = {
     "description": 'The `ETag` of the row as read (`"3"`): the write applies only while the row '
     "is still at that version, else 412 (required, else 428, with REQUIRE_IF_MATCH)",
     "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+    "example": '"1"',
 }
 _IF_NONE_MATCH = {
     "name": "If-None-Match",
@@ -268,6 +269,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
     def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         settings = self.settings
         handler = self.reads.read_list
+        searchable = bool(self.resource.search_fields)
+        search_description = "Text to search for in " + ", ".join(
+            f"`{name}`" for name in self.resource.search_fields
+        )
 
         @served_by(handler)
         async def route(
@@ -288,7 +293,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 str | None,
                 Query(description='`-price,name`, or react-admin\'s `["price","DESC"]`'),
             ] = None,
-            q: Annotated[str | None, Query(description="Text to search for")] = None,
+            q: Annotated[
+                str | None,
+                # Documented only where there is something to search (else `q` is a 422).
+                Query(description=search_description, include_in_schema=searchable),
+            ] = None,
             range: Annotated[
                 str | None, Query(description="react-admin: `[first, last]`, inclusive")
             ] = None,

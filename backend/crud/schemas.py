@@ -213,6 +213,24 @@ def _is_text(annotation: Any) -> bool:
     return False
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _not_a_number(value: Any) -> Any:
+    """A datetime parameter is RFC 3339 text: pydantic would also read `0` as 1970."""
+    if (isinstance(value, str) and _NUMBER.fullmatch(value.strip())) or (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    ):
+        raise PydanticCustomError(
+            "datetime_type",
+            "Input should be a date and time in RFC 3339 form, e.g. 2024-05-01T12:00:00Z",
+        )
+    return value
+
+
+# A date and time as a query parameter takes: RFC 3339 text only, as documented.
+DatetimeText = Annotated[datetime, BeforeValidator(_not_a_number)]
+
 # What a column's Python type becomes in the derived schemas: (as input, as output).
 _API_TYPES: dict[Any, tuple[Any, Any]] = {
     datetime: (AwareDatetime, datetime),

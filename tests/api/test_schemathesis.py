@@ -17,7 +17,9 @@ still readable, a created row not found, an operation that ignores its auth - ea
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -30,6 +32,7 @@ from backend import schema as database_schema
 from backend.auth.tokens import create_access_token
 from backend.auth.users import upsert_user
 from backend.config import Settings
+from backend.crud.generator import IF_MATCH_PATTERN
 from backend.main import create_app
 from backend.models import Role
 from tests.databases import fresh_database
@@ -52,13 +55,26 @@ ALL_CHECKS = (
     "ignored_auth",
     "object_level_authorization",
 )
-# Checks whose failures are known and open (reported in issue 11's note): the list routes'
-# `filter=`/`sort=`/`range=` grammar and field filters (backend/crud/query.py, paging.py,
-# another change) refuse values their documented types allow (`filter=` empty, a range with
-# first > last or with skip/limit, `created_at=0`), and the coverage phase sends some
-# headers outside their pattern. Their failures make the test an xfail naming the count, so
-# that every other check still fails the test, and fixing them turns the xfail into a pass.
-KNOWN_OPEN = frozenset({"positive_data_acceptance", "negative_data_rejection"})
+# Mismatches found and left open, each owned by another change of issue 11 (reported there):
+# a failure that matches one makes the test an xfail naming the counts; any other failure
+# fails it. (reason, check names, pattern the failure's text matches)
+KNOWN_OPEN = (
+    (
+        "list routes' query grammar (backend/crud/query.py, paging.py): `filter=` that is no "
+        "JSON object, `range=` with skip/limit or first > last, `sort=` on unknown fields are "
+        "422 though documented as any string; `created_at=0` is read as 1970",
+        frozenset({"positive_data_acceptance", "negative_data_rejection"}),
+        re.compile(r'^\[\w+\] GET /api/\w+:|"loc":\["query","(?:filter|range|sort)"'),
+    ),
+    (
+        "users and sign-in (backend/auth): UserUpdate documents email/role/is_active as "
+        "nullable and refuses null; the last admin's demotion or deletion is a 422 (a conflict "
+        "with stored state: 409); the token form's optional fields are documented nullable "
+        "and a form sends null as the text `null`",
+        frozenset({"positive_data_acceptance"}),
+        re.compile(r"/api/users|/api/auth/token|last active admin"),
+    ),
+)
 # A few examples per operation keep `make test` quick; FUZZ_EXAMPLES=100 searches harder.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261129"))
@@ -137,6 +153,24 @@ def test_the_spec_is_valid_openapi(fuzz_app: FastAPI, fuzz_settings: Settings) -
     _schema(fuzz_app, create_access_token(1, fuzz_settings)).validate()
 
 
+def _sent_header(request: Any, name: str) -> str | None:
+    for key, values in request.headers.items():
+        if key.lower() == name.lower():
+            return values[0] if isinstance(values, list) else str(values)
+    return None
+
+
+def _coverage_template_quirk(check: str, request: Any) -> bool:
+    """schemathesis 4.32's coverage phase generates no valid value for an optional header whose
+    pattern needs characters beyond [A-Za-z0-9] (`If-Match` needs `"`), and fills its
+    template with a negative one (`If-Match: 0`) in cases it then calls positive: the 400 is
+    right (the document forbids the value), the case is mislabelled."""
+    if check != "positive_data_acceptance" or request is None:
+        return False
+    sent = _sent_header(request, "If-Match")
+    return sent is not None and re.fullmatch(IF_MATCH_PATTERN, sent) is None
+
+
 def _run(schema: schemathesis.BaseSchema) -> tuple[list[str], dict[str, int]]:
     """Run the engine to the end: the failures found (one line each) and a tally."""
     failures: list[str] = []
@@ -151,6 +185,12 @@ def _run(schema: schemathesis.BaseSchema) -> tuple[list[str], dict[str, int]]:
                         failure = check.failure_info.failure
                         steps = " && ".join(s.curl for s in check.failure_info.steps)
                         interaction = event.recorder.interactions.get(case_id)
+                        sent = interaction.request if interaction is not None else None
+                        if _coverage_template_quirk(check.name, sent):
+                            tally["ignored: coverage template quirk"] = (
+                                tally.get("ignored: coverage template quirk", 0) + 1
+                            )
+                            continue
                         answer = interaction.response if interaction is not None else None
                         answered = (
                             f"{answer.status_code} {answer.content[:300]!r}"
@@ -179,8 +219,21 @@ def test_every_check_passes_on_every_operation(
     schema = _schema(fuzz_app, create_access_token(user_id, fuzz_settings))
     found, tally = _run(schema)
     print(f"schemathesis: {tally['scenarios']} scenarios, {tally['checks']} checks, {tally}")
-    failures = [f for f in found if not any(f.startswith(f"[{name}]") for name in KNOWN_OPEN)]
+    known: dict[str, int] = {}
+    failures = []
+    for line in found:
+        reason = next(
+            (
+                reason
+                for reason, checks, matches in KNOWN_OPEN
+                if line[1:].split("]", 1)[0] in checks and matches.search(line)
+            ),
+            None,
+        )
+        if reason is None:
+            failures.append(line)
+        else:
+            known[reason] = known.get(reason, 0) + 1
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
-    if len(found) > len(failures):
-        known = {name: tally.get(name, 0) for name in sorted(KNOWN_OPEN)}
-        pytest.xfail(f"known open mismatches (see KNOWN_OPEN): {known}")
+    if known:
+        pytest.xfail("; ".join(f"{n} x {reason}" for reason, n in known.items()))
