@@ -36,7 +36,12 @@ from backend.crud.operation import Arguments, Handler, OperationRoute, served_by
 from backend.crud.query import openapi_filter_parameters
 from backend.crud.reads import Reads
 from backend.crud.rows import row_shape
-from backend.crud.schemas import derive_replace_schema, derive_schemas, primary_key_parameter
+from backend.crud.schemas import (
+    NO_NUL_PATTERN,
+    derive_replace_schema,
+    derive_schemas,
+    primary_key_parameter,
+)
 from backend.crud.write_handlers import DeleteAllResult, Writes
 from backend.models import Role
 from backend.registry import ResourceOptions
@@ -296,7 +301,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             q: Annotated[
                 str | None,
                 # Documented only where there is something to search (else `q` is a 422).
-                Query(description=search_description, include_in_schema=searchable),
+                Query(
+                    description=search_description,
+                    include_in_schema=searchable,
+                    json_schema_extra={"pattern": NO_NUL_PATTERN},
+                ),
             ] = None,
             range: Annotated[
                 str | None, Query(description="react-admin: `[first, last]`, inclusive")
