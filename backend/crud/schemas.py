@@ -360,8 +360,9 @@ def primary_key_parameter(resource: ResourceOptions) -> Any:
     return Annotated[python_type, Path(description=description)]
 
 
+# The validator last: it runs first, and the bounds stay in the document.
 BoundedId = Annotated[
-    int, BeforeValidator(_whole_number), Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1])
+    int, Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1]), BeforeValidator(_whole_number)
 ]
 
 
