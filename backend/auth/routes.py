@@ -11,13 +11,13 @@ from backend.auth.dependencies import CurrentUserDep, SettingsDep, unauthorized
 from backend.auth.schemas import UserRead
 from backend.auth.tokens import create_access_token
 from backend.auth.users import authenticate
-from backend.crud.errors import BAD_BODY, Message
+from backend.crud.errors import BAD_BODY, EVERY_OPERATION, Message
 from backend.db import SessionDep
 from backend.models import User
 from backend.ratelimit import sign_in_attempt
 from backend.ratelimit.rejection import TOO_MANY_REQUESTS
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=EVERY_OPERATION)
 
 
 class Token(BaseModel):

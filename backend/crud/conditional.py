@@ -6,11 +6,15 @@ only while the row is at that version (`412 Precondition Failed` with the curren
 otherwise); with the REQUIRE_IF_MATCH setting a write without `If-Match` is `428`.
 """
 
+import re
+
 from fastapi import HTTPException, Request, status
 
 # What `If-Match` is compared with when it names no version we could hold (a weak or
 # malformed tag): a version no row has, so the write is refused with the current ETag.
 NEVER = -1
+# RFC 9110, 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE (no comma: lists are split).
+_ENTITY_TAG = re.compile(r'(?:W/)?"[\x21\x23-\x2b\x2d-\x7e\x80-\xff]*"')
 
 
 def etag(version: int) -> str:
@@ -45,7 +49,12 @@ def expected_version(request: Request, *, required: bool) -> int | None:
             status.HTTP_400_BAD_REQUEST, "If-Match: send the one ETag of the row as read"
         )
     tag = tags[0]
-    if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')) or not tag[1:-1].isdigit():
+    if _ENTITY_TAG.fullmatch(tag) is None:  # not an entity tag at all (`0`, `null`, `{}`)
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            'If-Match: not an entity tag; send the ETag of the row as read, e.g. "3"',
+        )
+    if not tag[1:-1].isascii() or not tag[1:-1].isdigit():  # weak, or no version of ours
         return NEVER
     return int(tag[1:-1])
 

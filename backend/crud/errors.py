@@ -70,8 +70,48 @@ def not_found(resource: str, item_id: object) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"No {resource} with id {item_id}")
 
 
+# The API's documented answers besides success, one definition each; routes combine them
+# (`{**UNAUTHORIZED, **NOT_FOUND}`), and every API router declares `EVERY_OPERATION`.
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": _RETRY_AFTER,
+    "RateLimit-Limit": {
+        "description": "Requests allowed in the window (IETF RateLimit header fields draft)",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in the current window",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until the window resets",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": "The limit that applies, as `<requests>;w=<seconds>`",
+        "schema": {"type": "string"},
+    },
+}
+EVERY_OPERATION: Responses = {
+    429: {
+        "model": Message,
+        "description": "Too many requests from this client or user: wait `Retry-After` seconds",
+        "headers": _RATE_LIMIT_HEADERS,
+    },
+    503: {
+        "model": Message,
+        "description": "The database is unavailable (unreachable, restarting, out of "
+        "connections): retry after `Retry-After` seconds",
+        "headers": {"Retry-After": _RETRY_AFTER},
+    },
+}
 BAD_BODY: Responses = {
-    400: {"model": Message, "description": "The body cannot be parsed (not JSON text)"}
+    400: {"model": Message, "description": "The body cannot be parsed (not JSON text)"},
+    413: {"model": Message, "description": "The body is larger than the limit (MAX_BODY_BYTES)"},
 }
 NOT_FOUND: Responses = {404: {"model": Message, "description": "No row has this id"}}
 UNAUTHORIZED: Responses = {
@@ -122,11 +162,7 @@ def still_referenced(error: StillReferenced) -> HTTPException:
 
 
 PRECONDITION: Responses = {
-    400: {
-        "model": Message,
-        "description": "The body cannot be parsed (not JSON text), or `If-Match` names more "
-        "than one version",
-    },
+    400: {"model": Message, "description": "`If-Match` names more than one version"},
     412: {
         "model": Message,
         "description": "`If-Match` names a version the row no longer has: it changed since it "
@@ -140,3 +176,18 @@ PRECONDITION: Responses = {
         "description": "The server requires `If-Match` on writes (setting REQUIRE_IF_MATCH)",
     },
 }
+
+
+def responses(*parts: Responses) -> Responses:
+    """The documented answers of `parts` together; where two document the same status, one
+    answer whose description names both causes."""
+    merged: Responses = {}
+    for part in parts:
+        for status_code, answer in part.items():
+            if status_code in merged and "description" in answer:
+                before = merged[status_code]
+                causes = f"{before['description']}; or: {answer['description']}"
+                merged[status_code] = {**before, **answer, "description": causes}
+            else:
+                merged[status_code] = answer
+    return merged

@@ -23,12 +23,25 @@ from pydantic import BaseModel
 from backend.auth.dependencies import bearer_scheme
 from backend.config import Settings
 from backend.crud.access import Access
-from backend.crud.errors import BAD_BODY, CONFLICT, NOT_FOUND, PRECONDITION, UNAUTHORIZED
+from backend.crud.errors import (
+    BAD_BODY,
+    CONFLICT,
+    EVERY_OPERATION,
+    NOT_FOUND,
+    PRECONDITION,
+    UNAUTHORIZED,
+    responses,
+)
 from backend.crud.operation import Arguments, Handler, OperationRoute, served_by
 from backend.crud.query import openapi_filter_parameters
 from backend.crud.reads import Reads
 from backend.crud.rows import row_shape
-from backend.crud.schemas import derive_replace_schema, derive_schemas, primary_key_parameter
+from backend.crud.schemas import (
+    NO_NUL_PATTERN,
+    derive_replace_schema,
+    derive_schemas,
+    primary_key_parameter,
+)
 from backend.crud.write_handlers import DeleteAllResult, Writes
 from backend.models import Role
 from backend.registry import ResourceOptions
@@ -72,13 +85,17 @@ _LOCATION_HEADER = {
 _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "`If-None-Match` names the row's current version: nothing changed"}
 }
+# One entity tag (RFC 9110, 8.8.3) without a comma, or `*`: a list of tags is a 400. A weak
+# or unknown tag is well-formed and never matches (412).
+IF_MATCH_PATTERN = r'^(?:\*|(?:W/)?"[\x21\x23-\x2b\x2d-\x7e]*")$'
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",
     "required": False,
     "description": 'The `ETag` of the row as read (`"3"`): the write applies only while the row '
     "is still at that version, else 412 (required, else 428, with REQUIRE_IF_MATCH)",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+    "example": '"1"',
 }
 _IF_NONE_MATCH = {
     "name": "If-None-Match",
@@ -90,6 +107,8 @@ _IF_NONE_MATCH = {
 _CHANGED: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG_HEADER}}
 
 # (crudrouter's path, method) -> our action; crudrouter has no PATCH route, we add it.
+# 422 (FastAPI's shape) is documented by FastAPI on every route with parameters or a body;
+# 429 and 503 on every route by the router (`EVERY_OPERATION`).
 _ACTIONS = {
     ("", "GET"): RouteSpec(
         "list", "List {label}", responses={200: {"headers": _TOTAL_HEADERS}, **UNAUTHORIZED}
@@ -98,32 +117,51 @@ _ACTIONS = {
         "create",
         "Create one of {label}",
         status.HTTP_201_CREATED,
-        {201: {"headers": _LOCATION_HEADER}, **BAD_BODY, **UNAUTHORIZED, **CONFLICT},
+        responses({201: {"headers": _LOCATION_HEADER}}, BAD_BODY, UNAUTHORIZED, CONFLICT),
     ),
     ("", "DELETE"): RouteSpec(
-        "delete-all", "Delete every row of {label}", responses={**UNAUTHORIZED, **CONFLICT}
+        "delete-all", "Delete every row of {label}", responses=responses(UNAUTHORIZED, CONFLICT)
     ),
     ("/{item_id}", "GET"): RouteSpec(
         "get",
         "Get one of {label}",
-        responses={**_CHANGED, **_NOT_MODIFIED, **UNAUTHORIZED, **NOT_FOUND},
+        responses=responses(_CHANGED, _NOT_MODIFIED, UNAUTHORIZED, NOT_FOUND),
     ),
     ("/{item_id}", "PUT"): RouteSpec(
         "replace",
         "Replace one of {label}",
-        responses={**_CHANGED, **BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+        responses=responses(_CHANGED, BAD_BODY, UNAUTHORIZED, NOT_FOUND, CONFLICT, PRECONDITION),
     ),
     ("/{item_id}", "PATCH"): RouteSpec(
         "update",
         "Change some fields of one of {label}",
-        responses={**_CHANGED, **BAD_BODY, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+        responses=responses(_CHANGED, BAD_BODY, UNAUTHORIZED, NOT_FOUND, CONFLICT, PRECONDITION),
     ),
     ("/{item_id}", "DELETE"): RouteSpec(
         "delete",
         "Delete one of {label}",
-        responses={**_CHANGED, **UNAUTHORIZED, **NOT_FOUND, **CONFLICT, **PRECONDITION},
+        responses=responses(_CHANGED, UNAUTHORIZED, NOT_FOUND, CONFLICT, PRECONDITION),
     ),
 }
+
+
+def row_links(resource: ResourceOptions) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from an answer carrying one row to the operations on that row: its id
+    from the body, and its `ETag` as the writes' `If-Match` (so a client, or a stateful
+    fuzzer, can chain create -> get / update / replace / delete). Not to the row's history,
+    which outlives the row (a deleted row's history is still 200, by design)."""
+    name, key = resource.name, resource.primary_key
+    row_id = f"$response.body#/{key}"
+    conditional = {"path.id": row_id, "header.If-Match": "$response.header.ETag"}
+    links: dict[str, dict[str, Any]] = {
+        "get": {"operationId": f"{name}-get", "parameters": {"path.id": row_id}},
+    }
+    for action in ("update", "replace", "delete"):
+        links[action] = {"operationId": f"{name}-{action}", "parameters": conditional}
+    for action, link in links.items():
+        link["description"] = f"The `{action}` operation on this row"
+    return links
+
 
 _LIST_DESCRIPTION = """\
 Filter with `field=value` or `field__op=value` (operators: `ne`, `gt`, `gte`, `lt`, `lte`,
@@ -163,6 +201,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             update_schema=self.schemas.update,
             prefix=resource.name,
             tags=[resource.label],
+            responses=EVERY_OPERATION,
             get_all_route=True,
             get_one_route=True,
             create_route=True,
@@ -194,6 +233,11 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
         }.get(spec.action, self.schemas.read)
         openapi_extra: dict[str, Any] = {}
         extra: dict[str, Any] = {"openapi_extra": openapi_extra}
+        route_responses = spec.responses
+        if spec.action in ("create", "get"):
+            success = spec.status_code
+            answer = {**route_responses.get(success, {}), "links": row_links(self.resource)}
+            route_responses = {**route_responses, success: answer}
         if spec.action == "list":
             searchable = ", ".join(f"`{f}`" for f in self.resource.search_fields) or "nothing"
             extra["description"] = _LIST_DESCRIPTION.format(search=searchable)
@@ -219,7 +263,7 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
             summary=spec.summary.format(label=label),
             status_code=spec.status_code,
             response_model=response_model,
-            responses=spec.responses,
+            responses=route_responses,
             **extra,
         )
 
@@ -230,6 +274,10 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
     def _get_all(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         settings = self.settings
         handler = self.reads.read_list
+        searchable = bool(self.resource.search_fields)
+        search_description = "Text to search for in " + ", ".join(
+            f"`{name}`" for name in self.resource.search_fields
+        )
 
         @served_by(handler)
         async def route(
@@ -250,7 +298,15 @@ class SQLModelCRUDRouter(CRUDGenerator[BaseModel]):  # type: ignore[misc]  # unt
                 str | None,
                 Query(description='`-price,name`, or react-admin\'s `["price","DESC"]`'),
             ] = None,
-            q: Annotated[str | None, Query(description="Text to search for")] = None,
+            q: Annotated[
+                str | None,
+                # Documented only where there is something to search (else `q` is a 422).
+                Query(
+                    description=search_description,
+                    include_in_schema=searchable,
+                    json_schema_extra={"pattern": NO_NUL_PATTERN},
+                ),
+            ] = None,
             range: Annotated[
                 str | None, Query(description="react-admin: `[first, last]`, inclusive")
             ] = None,

@@ -16,8 +16,8 @@ from sqlmodel import col, select
 
 from backend.auth.dependencies import Caller, OptionalUserDep, SettingsDep, admit
 from backend.config import Settings
-from backend.crud.errors import UNAUTHORIZED
-from backend.crud.schemas import primary_key_parameter
+from backend.crud.errors import EVERY_OPERATION, UNAUTHORIZED
+from backend.crud.schemas import DatetimeText, primary_key_parameter
 from backend.db import SessionDep
 from backend.models import Role
 from backend.models.history import HistoryEntry
@@ -43,7 +43,7 @@ class HistoryEntryRead(BaseModel):
 
 def history_router(resources: Registry, settings: Settings) -> APIRouter:
     """The history routes of every resource, and the list of all changes."""
-    router = APIRouter(tags=["history"])
+    router = APIRouter(tags=["history"], responses=EVERY_OPERATION)
     limit_query = Query(
         ge=1, le=settings.page_size_max, description=f"Page size (at most {settings.page_size_max})"
     )
@@ -90,8 +90,8 @@ def history_router(resources: Registry, settings: Settings) -> APIRouter:
         ] = None,
         actor_id: Annotated[int | None, Query(description="Only this user's changes")] = None,
         action: Annotated[Action | None, Query(description="Only this kind of change")] = None,
-        since: Annotated[datetime | None, Query(description="Changes at or after")] = None,
-        until: Annotated[datetime | None, Query(description="Changes before")] = None,
+        since: Annotated[DatetimeText | None, Query(description="Changes at or after")] = None,
+        until: Annotated[DatetimeText | None, Query(description="Changes before")] = None,
         skip: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, limit_query] = settings.page_size_default,
     ) -> Any:

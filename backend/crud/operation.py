@@ -25,11 +25,12 @@ from fastapi import HTTPException
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 from starlette._utils import get_route_path
 from starlette.datastructures import URLPath
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
@@ -84,6 +85,15 @@ class ArgumentReader:
         self.query_fields = route.dependant.query_params
         self.body_field = route.body_field
         self.embed_body = route._embed_body_fields
+        body_type = self.body_field.field_info.annotation if self.body_field else None
+        # A body that is one model, not embedded under a key: read by `_read_json_model`.
+        self.body_model: type[BaseModel] | None = (
+            body_type
+            if isinstance(body_type, type)
+            and issubclass(body_type, BaseModel)
+            and not self.embed_body
+            else None
+        )
         # Integer parameters with both bounds, known by their own name: (low, high).
         self.bounded_ints = {
             param.name: bounds
@@ -112,7 +122,7 @@ class ArgumentReader:
                 if name not in query:
                     arguments.values[name] = default
             self._read(given, query, arguments)
-        if self.body_field is not None:
+        if self.body_field is not None and not await self._read_json_model(request, arguments):
             try:
                 body = await _json_body(request)
             except json.JSONDecodeError as exc:  # FastAPI reports only this, as here
@@ -132,6 +142,46 @@ class ArgumentReader:
             arguments.values.update(values)
             arguments.errors.extend(errors)
         return arguments
+
+    async def _read_json_model(self, request: Request, arguments: Arguments) -> bool:
+        """A JSON body of a model, validated as JSON and strictly: True when read.
+
+        FastAPI validates the parsed body as Python objects, in pydantic's lax mode, where
+        `false` is an integer 0, `0` a datetime (1970) and `"5"` an integer - values the
+        OpenAPI document forbids. Validated as JSON in strict mode, each type takes exactly
+        its JSON form (text for datetimes, decimals and UUIDs), as the document says. Anything
+        else (no body, not JSON, not JSON text) is left to the FastAPI path, for its answers.
+        """
+        if self.body_model is None or self.body_field is None or not _is_json(request):
+            return False
+        body = (await request.body()).removeprefix(b"\xef\xbb\xbf")  # a BOM, as json.loads
+        if body.lstrip()[:1] != b"{":
+            return False  # not an object: FastAPI's answer (model_attributes_type, missing)
+        try:
+            payload = self.body_model.model_validate_json(body, strict=True)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            invalid = next((e for e in errors if e["type"] == "json_invalid"), None)
+            if invalid is None:
+                arguments.errors.extend({**e, "loc": ("body", *e["loc"])} for e in errors)
+                return True
+            try:
+                json.loads(body)
+            except Exception:
+                return False  # FastAPI's path reports where (or answers 400), as before
+            # Text Python's json reads and pydantic's parser refuses: not JSON (RFC 8259).
+            arguments.errors.append(
+                {
+                    "type": "json_invalid",
+                    "loc": ("body",),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": str(invalid["msg"])},
+                }
+            )
+            return True
+        arguments.values[self.body_field.name] = payload
+        return True
 
     def _read(self, fields: list[Any], received: Any, arguments: Arguments) -> None:
         """`fields` from `received`, validated by FastAPI's own functions.
@@ -178,6 +228,15 @@ def _int_bounds(field: Any) -> tuple[int, int] | None:
     return low, high
 
 
+def _is_json(request: Request) -> bool:
+    """Whether the request says its body is JSON (`application/json`, `*/*+json`)."""
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        return False
+    main, _, sub = content_type.partition(";")[0].strip().lower().partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
 async def _json_body(request: Request) -> Any:
     """The body as FastAPI reads it: JSON when declared so, the raw bytes otherwise."""
     body = await request.body()
@@ -207,19 +266,31 @@ class GeneratedRoutes(BaseRoute):
     def __init__(self) -> None:
         self._collections: dict[tuple[str, str], _Served] = {}
         self._items: dict[tuple[str, str], _Served] = {}
+        # The methods each generated path answers, for `Allow` (OPTIONS and 405s).
+        self._collection_methods: dict[str, set[str]] = {}
+        self._item_methods: dict[str, set[str]] = {}
 
     def add(self, prefix: str, route: OperationRoute) -> None:
         """Serve `route` (mounted under `prefix`) from here, if its path is one we know."""
         path = prefix + route.path
         served = _Served(route, route.get_route_handler())
         if path.endswith("/{id}") and route.param_convertors.keys() == {"id"}:
-            table, key = self._items, path.removesuffix("/{id}")
+            table, key, methods = self._items, path.removesuffix("/{id}"), self._item_methods
         elif not route.param_convertors:
-            table, key = self._collections, path
+            table, key, methods = self._collections, path, self._collection_methods
         else:
             return
         for method in route.methods or ():
             table[(method, key)] = served
+            methods.setdefault(key, {"OPTIONS"}).add(method)
+
+    def _allowed(self, path: str) -> set[str] | None:
+        """The methods a generated path answers (None: not a generated path)."""
+        methods = self._collection_methods.get(path)
+        if methods is not None:
+            return methods
+        head, _, tail = path.rpartition("/")
+        return self._item_methods.get(head) if tail else None
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -234,14 +305,19 @@ class GeneratedRoutes(BaseRoute):
             path_params = {**scope.get("path_params", {}), "id": tail}
             child = {"route": served.route, "endpoint": served.route.endpoint}
             return Match.FULL, {**child, "path_params": path_params}
+        if self._allowed(path) is not None:
+            return Match.FULL, {}  # OPTIONS, or a method the path does not answer: 405
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], get_route_path(scope)
-        served = (
-            self._collections.get((method, path)) or self._items[(method, path.rpartition("/")[0])]
+        served = self._collections.get((method, path)) or self._items.get(
+            (method, path.rpartition("/")[0])
         )
-        response = await served.handler(Request(scope, receive, send))
+        if served is None:
+            response = _allow_response(method, self._allowed(path) or set())
+        else:
+            response = await served.handler(Request(scope, receive, send))
         await response(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -249,6 +325,15 @@ class GeneratedRoutes(BaseRoute):
 
     def __repr__(self) -> str:
         return f"GeneratedRoutes({len(self._collections)} + {len(self._items)} routes)"
+
+
+def _allow_response(method: str, allowed: set[str]) -> Response:
+    """OPTIONS: 204 naming the methods in `Allow`; any other method the path does not answer:
+    405 with the same `Allow` (RFC 9110, 15.5.6), every method of the path and not only one."""
+    headers = {"Allow": ", ".join(sorted(allowed))}
+    if method == "OPTIONS":
+        return Response(status_code=204, headers=headers)
+    return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
 
 
 @dataclass(frozen=True)

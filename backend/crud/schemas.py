@@ -12,11 +12,13 @@ A registry option (`create_schema`, `update_schema`, `read_schema`) replaces any
 
 import base64
 import binascii
+import re
 import types
 import typing
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time
+from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
 
@@ -29,12 +31,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
     create_model,
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from sqlalchemy import BigInteger, Column, SmallInteger, inspect
+from pydantic_core import PydanticCustomError
+from sqlalchemy import BigInteger, Column, Numeric, SmallInteger, inspect
 from sqlmodel import SQLModel
 from sqlmodel.main import FieldInfoMetadata
 
@@ -116,6 +120,117 @@ TimeOfDay = Annotated[
     time, WithJsonSchema({"type": "string", "format": "partial-time", "example": "09:30:00"})
 ]
 
+# Text no database stores: PostgreSQL refuses NUL in text, so every surface refuses it
+# (backend.writes.values); the document says so on each text input without a pattern of its own.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def decimal_pattern(digits: int | None, places: int | None, *, signed: bool) -> str:
+    """The text of a decimal column's values: `-?` unless it cannot be negative, at most
+    `digits - places` digits before the point and `places` after it (no exponent, no `+`)."""
+    sign = "-?" if signed else ""
+    if digits is None:
+        whole = r"\d+"
+    else:
+        before = digits - (places or 0)
+        whole = rf"\d{{1,{before}}}" if before > 0 else "0"
+    if places is None:
+        fraction = r"(?:\.\d+)?"
+    elif places == 0:
+        fraction = ""
+    else:
+        fraction = rf"(?:\.\d{{1,{places}}})?"
+    return f"^{sign}{whole}{fraction}$"
+
+
+def decimal_text(pattern: str, *, output: bool = False) -> Any:
+    """A decimal as the API shows and takes it: a JSON string matching `pattern` (a JSON number
+    would pass through a binary float in most clients and lose digits, as DRF reasons too).
+
+    Validating JSON (the API reads its bodies so), a JSON number is refused; in Python (the
+    admin, the seed loader) a Decimal, an int or a float is still taken. Text must match the
+    pattern everywhere, so the document and the validation agree.
+    """
+    schema = {"type": "string", "format": "decimal", "pattern": pattern}
+    if output:
+        return Annotated[Decimal, WithJsonSchema(schema)]
+    compiled = re.compile(pattern)
+
+    def as_text(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            if compiled.fullmatch(value) is None:
+                raise PydanticCustomError(
+                    "decimal_text",
+                    "Input should be a decimal written as text matching {pattern}, e.g. "
+                    '"19.90" (no exponent, no spaces)',
+                    {"pattern": pattern},
+                )
+            return Decimal(value)  # a strict (JSON) validation takes no text after this
+        if isinstance(value, int | float) and not isinstance(value, bool) and info.mode == "json":
+            raise PydanticCustomError(
+                "decimal_type",
+                'Input should be a string: a decimal is written as text, e.g. "19.90" '
+                "(a JSON number may lose digits)",
+            )
+        return value
+
+    return Annotated[Decimal, BeforeValidator(as_text), WithJsonSchema(schema)]
+
+
+def _decimal_type(info: FieldInfo, column: Column[Any], *, output: bool) -> Any:
+    """The `decimal_text` type of a Numeric column, after the field's or the column's scale."""
+    metadata = info.metadata
+    digits = next((m.max_digits for m in metadata if getattr(m, "max_digits", None)), None)
+    places = next(
+        (m.decimal_places for m in metadata if getattr(m, "decimal_places", None) is not None),
+        None,
+    )
+    if isinstance(column.type, Numeric):
+        digits = digits if digits is not None else column.type.precision
+        places = places if places is not None else column.type.scale
+    lower = [m.ge for m in metadata if isinstance(m, Ge)] + [
+        m.gt for m in metadata if isinstance(m, Gt)
+    ]
+    signed = not any(isinstance(bound, int | float | Decimal) and bound >= 0 for bound in lower)
+    return decimal_text(decimal_pattern(digits, places, signed=signed), output=output)
+
+
+def _replace_type(annotation: Any, old: Any, new: Any) -> Any:
+    """`annotation` with `old` replaced by `new`, also inside `X | None`."""
+    if annotation is old:
+        return new
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = tuple(_replace_type(arg, old, new) for arg in typing.get_args(annotation))
+        return typing.Union[args]  # noqa: UP007  # built from a tuple of types
+    return annotation
+
+
+def _is_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return str in typing.get_args(annotation)
+    return False
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _not_a_number(value: Any) -> Any:
+    """A datetime parameter is RFC 3339 text: pydantic would also read `0` as 1970."""
+    if (isinstance(value, str) and _NUMBER.fullmatch(value.strip())) or (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    ):
+        raise PydanticCustomError(
+            "datetime_type",
+            "Input should be a date and time in RFC 3339 form, e.g. 2024-05-01T12:00:00Z",
+        )
+    return value
+
+
+# A date and time as a query parameter takes: RFC 3339 text only, as documented.
+DatetimeText = Annotated[datetime, BeforeValidator(_not_a_number)]
+
 # What a column's Python type becomes in the derived schemas: (as input, as output).
 _API_TYPES: dict[Any, tuple[Any, Any]] = {
     datetime: (AwareDatetime, datetime),
@@ -167,6 +282,14 @@ def integer_bounds(column: Column[Any]) -> tuple[int, int]:
     return INT32_BOUNDS
 
 
+def _whole_number(value: Any) -> Any:
+    """`24.0` as 24: JSON Schema's integers include numbers with a zero fraction, which the
+    API's strict JSON validation would otherwise refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _bound_integers(field: tuple[Any, FieldInfo], column: Column[Any]) -> tuple[Any, FieldInfo]:
     """Add the column's integer range, so an out-of-range number is a 422, not a driver error."""
     if column_python_type(column) is int:
@@ -182,7 +305,28 @@ def _bound_integers(field: tuple[Any, FieldInfo], column: Column[Any]) -> tuple[
             metadata.append(Ge(low))
         if not upper:
             metadata.append(Le(high))
+        # Last: wraps the bounds (before them, a nullable column's bounds would meet None).
+        metadata.append(BeforeValidator(_whole_number))
     return field
+
+
+def _column_rules(
+    field: tuple[Any, FieldInfo], info: FieldInfo, column: Column[Any]
+) -> tuple[Any, FieldInfo]:
+    """An input field with the column's own rules: integer range, decimals as text, no NUL."""
+    annotation, copy = _bound_integers(field, column)
+    python_type = column_python_type(column)
+    if python_type is Decimal:
+        decimal = _decimal_type(info, column, output=False)
+        annotation = _replace_type(annotation, Decimal, decimal)
+        rebuilt = FieldInfo.merge_field_infos(copy, annotation=annotation)
+        return annotation, rebuilt
+    if _is_text(annotation) and not any(getattr(m, "pattern", None) for m in copy.metadata):
+        extra = copy.json_schema_extra if isinstance(copy.json_schema_extra, dict) else {}
+        if "pattern" not in extra:
+            rules = {**extra, "pattern": NO_NUL_PATTERN}
+            return annotation, FieldInfo.merge_field_infos(copy, json_schema_extra=rules)
+    return annotation, copy
 
 
 def primary_key_parameter(resource: ResourceOptions) -> Any:
@@ -216,7 +360,10 @@ def primary_key_parameter(resource: ResourceOptions) -> Any:
     return Annotated[python_type, Path(description=description)]
 
 
-BoundedId = Annotated[int, Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1])]
+# The validator last: it runs first, and the bounds stay in the document.
+BoundedId = Annotated[
+    int, Field(ge=INT32_BOUNDS[0], le=INT32_BOUNDS[1]), BeforeValidator(_whole_number)
+]
 
 
 def _read_validator(links: tuple[ManyToMany, ...]) -> Any:
@@ -255,12 +402,15 @@ def derive_schemas(resource: ResourceOptions) -> Schemas:
     for name in columns:
         info = model.model_fields[name]
         shown = api_annotation(info.annotation, output=True)
+        if column_python_type(resource.table.columns[name]) is Decimal:
+            decimal = _decimal_type(info, resource.table.columns[name], output=True)
+            shown = _replace_type(shown, Decimal, decimal)
         read_fields[name] = (shown, FieldInfo(annotation=shown))
         if name in read_only:
             continue
         column = resource.table.columns[name]
-        create_fields[name] = _bound_integers(_field_copy(info, optional=False), column)
-        update_fields[name] = _bound_integers(_field_copy(info, optional=True), column)
+        create_fields[name] = _column_rules(_field_copy(info, optional=False), info, column)
+        update_fields[name] = _column_rules(_field_copy(info, optional=True), info, column)
     for link in links:
         create_fields[link.field] = (
             list[BoundedId],
