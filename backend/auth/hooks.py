@@ -42,13 +42,16 @@ class UserHooks(Hooks):
                 field,
                 "the last active admin cannot be demoted or deactivated: make another user "
                 "an admin first",
+                conflict=True,
             )
 
     async def before_delete(self, change: Change) -> None:
         assert change.before is not None
         if _active_admin(change.before) and not await _other_active_admin(change):
             raise refuse(
-                None, "the last active admin cannot be deleted: make another user an admin first"
+                None,
+                "the last active admin cannot be deleted: make another user an admin first",
+                conflict=True,
             )
 
 

@@ -2,9 +2,9 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
+from fastapi import APIRouter, Form, Request
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from backend.auth import recovery
 from backend.auth.dependencies import CurrentUserDep, SettingsDep, unauthorized
@@ -28,6 +28,19 @@ class Token(BaseModel):
     expires_in: int
 
 
+class PasswordForm(BaseModel):
+    """The OAuth2 password grant's form (RFC 6749, section 4.3.2), as FastAPI's
+    `OAuth2PasswordRequestForm` reads it, but documented as a form can send it: its optional
+    fields may be left out, never null (a form has no null, only the text "null")."""
+
+    username: str = Field(description="The user's email")
+    password: str
+    grant_type: str = Field(default="password", pattern="^password$")
+    scope: str = ""
+    client_id: str | SkipJsonSchema[None] = None
+    client_secret: str | SkipJsonSchema[None] = None
+
+
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "Missing, invalid or expired credentials"}
 }
@@ -43,7 +56,7 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 )
 async def issue_token(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Token:

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from backend.auth.passwords import MIN_PASSWORD_LENGTH
 from backend.models.users import Role
@@ -42,8 +43,10 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: LoginEmail | None = Field(default=None, max_length=254)
+    # Left out, a field keeps its value; the document does not offer null for the ones that
+    # cannot be cleared (their columns are NOT NULL, and null is refused).
+    email: LoginEmail | SkipJsonSchema[None] = Field(default=None, max_length=254)
     full_name: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=128)
-    role: Role | None = None
-    is_active: bool | None = None
+    role: Role | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None

@@ -17,11 +17,12 @@ ProblemKind = Literal[
     "check",
     "tree_cycle",  # a row made its own ancestor
     "refused",  # a hook refused the write
+    "conflict",  # a hook refused the write because of data already stored
     "other",  # another rule of the database
 ]
 # Kinds that conflict with data already stored (409 in the API); the others are the
 # request's own fault (422).
-CONFLICT_KINDS = frozenset({"unique", "foreign_key", "check", "tree_cycle", "other"})
+CONFLICT_KINDS = frozenset({"unique", "foreign_key", "check", "tree_cycle", "conflict", "other"})
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,13 @@ class WriteError(Exception):
         return any(p.kind in CONFLICT_KINDS for p in self.problems)
 
 
-def refuse(field: str | None, message: str) -> WriteError:
-    """The error a hook raises to refuse a write: `raise refuse("status", "...")`."""
-    return WriteError([Problem(field, message, "refused")])
+def refuse(field: str | None, message: str, *, conflict: bool = False) -> WriteError:
+    """The error a hook raises to refuse a write: `raise refuse("status", "...")`.
+
+    `conflict`: the request is fine in itself but stored data forbids it (the API's 409 rather
+    than 422), e.g. demoting the last admin.
+    """
+    return WriteError([Problem(field, message, "conflict" if conflict else "refused")])
 
 
 class RowNotFound(Exception):

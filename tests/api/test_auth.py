@@ -91,6 +91,23 @@ async def test_missing_form_fields_are_422(client: AsyncClient) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "password"]
 
 
+async def test_another_grant_type_is_422_and_the_form_documents_no_null(
+    client: AsyncClient, accounts: dict[Role, Account]
+) -> None:
+    form = {"username": accounts[Role.viewer].email, "password": PASSWORD}
+    refused = await client.post(
+        "/api/auth/token", data={**form, "grant_type": "client_credentials"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "grant_type"]
+    taken = await client.post("/api/auth/token", data={**form, "grant_type": "password"})
+    assert taken.status_code == 200, taken.text
+    spec = (await client.get("/openapi.json")).json()
+    fields = spec["components"]["schemas"]["PasswordForm"]["properties"]
+    # a form sends text or nothing: none of its fields is documented as null
+    assert all("anyOf" not in field and field["type"] == "string" for field in fields.values())
+
+
 async def test_expired_forged_and_revoked_tokens_are_401(
     client: AsyncClient,
     accounts: dict[Role, Account],

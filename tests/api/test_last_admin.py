@@ -37,7 +37,7 @@ async def test_the_last_admin_cannot_demote_or_deactivate_themself(
     response = await client.patch(
         f"/api/users/{only_admin.id}", json=change, headers=only_admin.headers
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == 409, response.text
     [error] = response.json()["detail"]
     assert error["loc"] == ["body", field] and "last active admin" in error["msg"]
     me = await client.get("/api/auth/me", headers=only_admin.headers)
@@ -46,7 +46,7 @@ async def test_the_last_admin_cannot_demote_or_deactivate_themself(
 
 async def test_the_last_admin_cannot_be_deleted(client: AsyncClient, only_admin: Account) -> None:
     response = await client.delete(f"/api/users/{only_admin.id}", headers=only_admin.headers)
-    assert response.status_code == 422, response.text
+    assert response.status_code == 409, response.text
     assert "last active admin" in response.json()["detail"][0]["msg"]
 
 
