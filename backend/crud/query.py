@@ -60,6 +60,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from backend.crud.rows import has_linked
 from backend.crud.schemas import (
     INT32_BOUNDS,
+    NO_NUL_PATTERN,
     ManyToMany,
     derive_schemas,
     integer_bounds,
@@ -261,6 +262,16 @@ class FieldSpec:
             raise ParameterError(f"must be one of {allowed}")
         if isinstance(raw, bool) and self.python_type is not bool:
             raise ParameterError(f"must be a {_TYPE_NAMES.get(self.python_type, 'value')}")
+        if self.python_type in _TEMPORAL and (not isinstance(raw, str) or _NUMBER.fullmatch(raw)):
+            # pydantic reads a number as seconds since 1970 (`created_at=0`); the document
+            # says ISO 8601 text, as a body's strict validation takes it
+            name = _TYPE_NAMES[self.python_type]
+            raise ParameterError(f"must be a {name} written as ISO 8601 text, not a number")
+        if self.python_type is Decimal and isinstance(raw, str) and not _DECIMAL.fullmatch(raw):
+            raise ParameterError(
+                f"must be a decimal written as text matching {DECIMAL_FILTER_PATTERN}, "
+                'e.g. "19.90" (no exponent, no spaces)'
+            )
         try:
             value = _adapter(self.python_type).validate_python(raw)
         except ValidationError as exc:
@@ -288,6 +299,14 @@ class FieldSpec:
                 raise ParameterError("is out of the supported date range") from None
         return value
 
+
+_TEMPORAL = (datetime, date, time, timedelta)
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+# A decimal filter value: the text of the body's decimals (`decimal_text`), any sign (a bound
+# to compare with need not be a storable value) and at most 50 digits each side of the point
+# (what `_check_range` takes).
+DECIMAL_FILTER_PATTERN = r"^-?\d{1,50}(?:\.\d{1,50})?$"
+_DECIMAL = re.compile(DECIMAL_FILTER_PATTERN)
 
 # SQLite stores a duration as the date 1970-01-01 plus the duration.
 _LONGEST_INTERVAL = datetime(1970, 1, 1) - datetime(1, 1, 1)
@@ -802,10 +821,12 @@ def _json_schema(spec: FieldSpec) -> dict[str, Any]:
         return {"type": "integer", "minimum": low, "maximum": high}
     if python_type is bool:
         return {"type": "boolean"}
-    if python_type in (float, Decimal):
+    if python_type is float:
         return {"type": "number"}
+    if python_type is Decimal:
+        return {"type": "string", "format": "decimal", "pattern": DECIMAL_FILTER_PATTERN}
     if python_type in _STRING_FORMATS:
         return {"type": "string", "format": _STRING_FORMATS[python_type]}
     if issubclass(python_type, enum.Enum):
         return {"type": "string", "enum": [member.value for member in python_type]}
-    return {"type": "string"}
+    return {"type": "string", "pattern": NO_NUL_PATTERN}

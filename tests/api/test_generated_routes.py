@@ -26,6 +26,8 @@ from backend.auth.tokens import create_access_token
 from backend.config import Settings
 from backend.crud.generator import SQLModelCRUDRouter
 from backend.crud.operation import GeneratedRoutes
+from backend.crud.query import DECIMAL_FILTER_PATTERN
+from backend.crud.schemas import NO_NUL_PATTERN
 from backend.db import create_engine
 from backend.main import create_app
 from backend.models import Category, Product, ProductTag, Role, Tag, User
@@ -455,6 +457,47 @@ async def test_a_json_body_takes_each_type_only_in_its_json_form(
         patched = await client.patch(url, json={"price": value}, headers=editor)
         assert patched.status_code == 200, (value, patched.text)
         assert Decimal(patched.json()["price"]) == Decimal(value)
+
+
+async def test_a_filter_takes_each_type_only_as_the_document_says(
+    client: AsyncClient, viewer: dict[str, str], rows: Rows
+) -> None:
+    """A list's field filters are what the OpenAPI document says: text without NUL, a
+    datetime as ISO 8601 text (pydantic read `created_at=0` as 1970), a decimal as the body's
+    decimal text (no exponent, no spaces)."""
+    product = await rows.create("products")
+    for parameter, value in (
+        ("name", "a\x00b"),
+        ("created_at", "0"),
+        ("created_at__gt", "1.5"),
+        ("created_at__lt", "86400"),
+        ("price", "1e3"),
+        ("price__gt", " 12.50"),
+        ("price__lt", "+1"),
+        ("price", "NaN"),
+        ("price__in", "1,2e1"),
+    ):
+        response = await client.get("/api/products", params={parameter: value}, headers=viewer)
+        assert response.status_code == 422, (parameter, value, response.text)
+        assert response.json()["detail"][0]["loc"] == ["query", parameter], (parameter, value)
+    for value in ("0", "-1", "12.5", "99999999.99", "1.234"):
+        response = await client.get("/api/products", params={"price__gt": value}, headers=viewer)
+        assert response.status_code == 200, (value, response.text)
+    response = await client.get(
+        "/api/products",
+        params={"id": product["id"], "created_at__lte": product["created_at"]},
+        headers=viewer,
+    )
+    assert ids(response) == [product["id"]]
+    document = (await client.get("/openapi.json")).json()
+    listed = {
+        parameter["name"]: parameter["schema"]
+        for parameter in document["paths"]["/api/products"]["get"]["parameters"]
+    }
+    assert listed["name"]["pattern"] == NO_NUL_PATTERN
+    assert listed["created_at"] == {"type": "string", "format": "date-time"}
+    assert listed["price"]["type"] == "string"
+    assert listed["price"]["pattern"] == DECIMAL_FILTER_PATTERN
 
 
 async def test_a_longer_path_is_404(client: AsyncClient, viewer: dict[str, str]) -> None:
