@@ -267,6 +267,8 @@ class FieldSpec:
             # says ISO 8601 text, as a body's strict validation takes it
             name = _TYPE_NAMES[self.python_type]
             raise ParameterError(f"must be a {name} written as ISO 8601 text, not a number")
+        if self.python_type is time and not _TIME.fullmatch(raw):
+            raise ParameterError("must be a time of day as HH:MM:SS[.ffffff], without a timezone")
         if self.python_type is Decimal and isinstance(raw, str) and not _DECIMAL.fullmatch(raw):
             raise ParameterError(
                 f"must be a decimal written as text matching {DECIMAL_FILTER_PATTERN}, "
@@ -307,6 +309,10 @@ _NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 # (what `_check_range` takes).
 DECIMAL_FILTER_PATTERN = r"^-?\d{1,50}(?:\.\d{1,50})?$"
 _DECIMAL = re.compile(DECIMAL_FILTER_PATTERN)
+# A time of day, without a timezone (what the columns hold): JSON Schema's `time` format is
+# RFC 3339's full-time, which requires one, so the document says `partial-time` and the text.
+TIME_FILTER_PATTERN = r"^(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?$"
+_TIME = re.compile(TIME_FILTER_PATTERN)
 
 # SQLite stores a duration as the date 1970-01-01 plus the duration.
 _LONGEST_INTERVAL = datetime(1970, 1, 1) - datetime(1, 1, 1)
@@ -825,6 +831,8 @@ def _json_schema(spec: FieldSpec) -> dict[str, Any]:
         return {"type": "number"}
     if python_type is Decimal:
         return {"type": "string", "format": "decimal", "pattern": DECIMAL_FILTER_PATTERN}
+    if python_type is time:
+        return {"type": "string", "format": "partial-time", "pattern": TIME_FILTER_PATTERN}
     if python_type in _STRING_FORMATS:
         return {"type": "string", "format": _STRING_FORMATS[python_type]}
     if issubclass(python_type, enum.Enum):

@@ -780,6 +780,7 @@ FORMATS: dict[str, Callable[[str], Any]] = {
     "date-time": datetime.fromisoformat,
     "date": date.fromisoformat,
     "time": time.fromisoformat,
+    "partial-time": time.fromisoformat,
     "uuid": uuid.UUID,
     "duration": TypeAdapter(timedelta).validate_python,
     "decimal": Decimal,

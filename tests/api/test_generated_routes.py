@@ -26,7 +26,7 @@ from backend.auth.tokens import create_access_token
 from backend.config import Settings
 from backend.crud.generator import SQLModelCRUDRouter
 from backend.crud.operation import GeneratedRoutes
-from backend.crud.query import DECIMAL_FILTER_PATTERN
+from backend.crud.query import DECIMAL_FILTER_PATTERN, TIME_FILTER_PATTERN
 from backend.crud.schemas import NO_NUL_PATTERN
 from backend.db import create_engine
 from backend.main import create_app
@@ -498,6 +498,32 @@ async def test_a_filter_takes_each_type_only_as_the_document_says(
     assert listed["created_at"] == {"type": "string", "format": "date-time"}
     assert listed["price"]["type"] == "string"
     assert listed["price"]["pattern"] == DECIMAL_FILTER_PATTERN
+
+
+async def test_a_time_filter_is_a_time_of_day_without_a_timezone(
+    client: AsyncClient, viewer: dict[str, str]
+) -> None:
+    """JSON Schema's `time` is RFC 3339's full-time, offset required, which the server refuses:
+    the document says `partial-time` with the text it takes."""
+    for value, status in (("09:30:00", 200), ("23:59:59.5", 200), ("09:30:00Z", 422)):
+        response = await client.get("/api/fx_specimens", params={"opens_at": value}, headers=viewer)
+        assert response.status_code == status, (value, response.text)
+    for value in ("09:30", "9:30:00", "09:30:00+01:00", "0"):
+        response = await client.get(
+            "/api/fx_specimens", params={"opens_at__gt": value}, headers=viewer
+        )
+        assert response.status_code == 422, (value, response.text)
+        assert response.json()["detail"][0]["loc"] == ["query", "opens_at__gt"], value
+    document = (await client.get("/openapi.json")).json()
+    listed = {
+        parameter["name"]: parameter["schema"]
+        for parameter in document["paths"]["/api/fx_specimens"]["get"]["parameters"]
+    }
+    assert listed["opens_at"] == {
+        "type": "string",
+        "format": "partial-time",
+        "pattern": TIME_FILTER_PATTERN,
+    }
 
 
 async def test_a_longer_path_is_404(client: AsyncClient, viewer: dict[str, str]) -> None:
