@@ -3,8 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
-from pydantic.json_schema import SkipJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, WithJsonSchema
 
 from backend.auth.passwords import MIN_PASSWORD_LENGTH
 from backend.models.users import Role
@@ -45,8 +44,13 @@ class UserUpdate(BaseModel):
 
     # Left out, a field keeps its value; the document does not offer null for the ones that
     # cannot be cleared (their columns are NOT NULL, and null is refused).
-    email: LoginEmail | SkipJsonSchema[None] = Field(default=None, max_length=254)
+    # (the validation still takes null, to refuse it later with the column's own message)
+    email: Annotated[
+        LoginEmail | None, WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})
+    ] = Field(default=None, max_length=254)
     full_name: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=128)
-    role: Role | SkipJsonSchema[None] = None
-    is_active: bool | SkipJsonSchema[None] = None
+    role: Annotated[
+        Role | None, WithJsonSchema({"type": "string", "enum": [role.value for role in Role]})
+    ] = None
+    is_active: Annotated[bool | None, WithJsonSchema({"type": "boolean"})] = None

@@ -213,6 +213,19 @@ def _is_text(annotation: Any) -> bool:
     return False
 
 
+def _is_text_list(annotation: Any) -> bool:
+    """A list of text (an ARRAY column), nullable or not."""
+    options = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    return any(
+        typing.get_origin(option) is list and typing.get_args(option) == (str,)
+        for option in options
+    )
+
+
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -325,6 +338,12 @@ def _column_rules(
         extra = copy.json_schema_extra if isinstance(copy.json_schema_extra, dict) else {}
         if "pattern" not in extra:
             rules = {**extra, "pattern": NO_NUL_PATTERN}
+            return annotation, FieldInfo.merge_field_infos(copy, json_schema_extra=rules)
+    if _is_text_list(annotation):
+        # beside the type: JSON Schema applies `items` to an array only (null still passes)
+        extra = copy.json_schema_extra if isinstance(copy.json_schema_extra, dict) else {}
+        if "items" not in extra:
+            rules = {**extra, "items": {"type": "string", "pattern": NO_NUL_PATTERN}}
             return annotation, FieldInfo.merge_field_infos(copy, json_schema_extra=rules)
     return annotation, copy
 

