@@ -488,6 +488,8 @@ def derive_replace_schema(resource: ResourceOptions) -> type[BaseModel]:
             continue
         annotation: Any = read_fields[name].annotation if name in read_fields else Any
         optional: Any = annotation | None
+        if annotation is int:  # written 5.0, an integer all the same (JSON Schema's integer)
+            optional = Annotated[optional, BeforeValidator(_whole_number)]
         extra[name] = (optional, FieldInfo(annotation=optional, default=None))
     title = schemas.create.__name__.removesuffix("Create") or resource.model.__name__
     return create_model(f"{title}Replace", __base__=schemas.create, **extra)
