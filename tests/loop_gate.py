@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from unittest.mock import patch
 
 from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
 from backend.auth import passwords
+from tests.passwords import cheap_hasher
 
 GIVE_UP_S = 15.0
 
@@ -36,7 +36,7 @@ class GatedHash(PasswordHash):
     """Cheap argon2 whose `verify` waits until the loop has turned while it runs."""
 
     def __init__(self, witness: LoopWitness) -> None:
-        super().__init__((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+        super().__init__(cheap_hasher().hashers)
         self.witness = witness
 
     def verify(self, password: str | bytes, hash: str | bytes) -> bool:

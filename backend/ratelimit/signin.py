@@ -64,7 +64,9 @@ class SignInGuard:
         """Count an attempt of `action` against the IP's and the account's limits; raise
         RateLimited (429) when either is spent."""
         now = time.time()  # the windows are limits', on the real clock
-        for by, who in (("ip", ip), ("account", account)):
+        # The account's window first: an attempt its account refuses must not spend the IP's
+        # window too, or a brute force on one account locks out everyone behind that IP.
+        for by, who in (("account", account), ("ip", ip)):
             if who is None:
                 continue
             for item in self.items[by]:

@@ -6,17 +6,13 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from playwright.async_api import Browser, Page, async_playwright
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
-from backend.auth import passwords
 from backend.auth.passwords import hash_password
 from backend.models import Role, User
 from tests.admin.live import (
@@ -29,6 +25,7 @@ from tests.admin.live import (
     reset_artifacts,
 )
 from tests.databases import fresh_database
+from tests.passwords import cheap_password_hashing
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -66,15 +63,10 @@ async def sign_in(http: AsyncClient, email: str, password: str = PASSWORD) -> Re
     )
 
 
-def cheap_hasher() -> PasswordHash:
-    """Argon2 at its lowest cost: the suite signs in a lot; production keeps pwdlib's defaults."""
-    return PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-
-
 @pytest.fixture(autouse=True)
 def fast_password_hashing() -> Iterator[None]:
-    """Hash and verify passwords cheaply in this folder's tests (argon2 costs ~0.6 s here)."""
-    with patch.object(passwords, "_hasher", cheap_hasher):
+    """Hash and verify passwords cheaply in this folder's tests: they sign in a lot."""
+    with cheap_password_hashing():
         yield
 
 

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +24,7 @@ from backend import schema
 from backend.config import PROJECT_ROOT, Settings
 from backend.main import create_app
 from backend.models import Category, Product, Role, Tag, User
+from tests.passwords import cheap_hasher
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -69,8 +68,7 @@ async def seed(database_url: str) -> None:
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             # cheap argon2 parameters: the server verifies with the parameters in the hash
-            cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-            hashed = cheap.hash(PASSWORD)
+            hashed = cheap_hasher().hash(PASSWORD)
             for role in Role:
                 session.add(
                     User(email=f"{role.value}@example.com", hashed_password=hashed, role=role)

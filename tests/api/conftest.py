@@ -29,13 +29,10 @@ from httpx import AsyncClient
 from polyfactory.factories.base import BaseFactory
 from polyfactory.factories.pydantic_factory import ModelFactory
 from polyfactory.field_meta import FieldMeta
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import AwareDatetime, BaseModel, EmailStr, NaiveDatetime, ValidationError
 from sqlalchemy import Table, UniqueConstraint, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backend.auth import passwords
 from backend.auth.passwords import hash_password
 from backend.auth.tokens import create_access_token
 from backend.config import Settings
@@ -43,6 +40,7 @@ from backend.crud.schemas import derive_schemas
 from backend.main import create_app
 from backend.models import Role
 from backend.registry import ResourceOptions, registry
+from tests.passwords import cheap_password_hashing
 
 PASSWORD = "correct-horse-battery-staple"
 MISSING_ID = 2**31 - 1
@@ -68,18 +66,16 @@ def app(settings: Settings, engine: AsyncEngine, connection: AsyncConnection) ->
 
 
 @pytest.fixture(scope="session", autouse=True)
-def cheap_password_hashing() -> Iterator[None]:
+def fast_password_hashing() -> Iterator[None]:
     """Real argon2, with test-sized cost: the default costs ~0.5 s per hash on this machine,
     and the contract suite creates hundreds of users. Verification reads the cost from each
     hash, so production-cost hashes still verify."""
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passwords, "_hasher", lambda: cheap)
+    with cheap_password_hashing():
         yield
 
 
 @pytest.fixture(scope="session")
-def password_hash(cheap_password_hashing: None) -> str:
+def password_hash(fast_password_hashing: None) -> str:
     """Hashed once per run: argon2 is slow on purpose."""
     return hash_password(PASSWORD)
 

@@ -2,30 +2,23 @@
 of each role, and cheap password hashing."""
 
 from collections.abc import Iterator
-from unittest.mock import patch
 
 import pytest
 from fastapi import FastAPI
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
-from backend.auth import passwords
 from backend.auth.passwords import hash_password
 from backend.config import Settings
 from backend.models import Role, User
 from tests.auth.mailbox import Mailbox, smtp_server, smtp_settings
+from tests.passwords import cheap_password_hashing
 
 PASSWORD = "correct-horse-battery"
-
-
-def cheap_hasher() -> PasswordHash:
-    return PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
 
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing() -> Iterator[None]:
     """Hash and verify passwords cheaply (argon2 at its lowest cost)."""
-    with patch.object(passwords, "_hasher", cheap_hasher):
+    with cheap_password_hashing():
         yield
 
 

@@ -13,16 +13,14 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backend.auth import passwords
 from backend.auth.passwords import hash_password
 from backend.auth.tokens import create_access_token
 from backend.config import Settings
 from backend.main import create_app
 from backend.models import Role, User
+from tests.passwords import cheap_password_hashing
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
@@ -60,10 +58,10 @@ def redis_prefix() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+def fast_password_hashing() -> Iterator[None]:
     """Real argon2 at its lowest cost: these tests sign in many times."""
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(passwords, "_hasher", lambda: cheap)
+    with cheap_password_hashing():
+        yield
 
 
 @dataclass

@@ -31,13 +31,11 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
     The hashes carry their parameters, so backend.auth's verify_password checks them as usual.
     """
-    from pwdlib import PasswordHash
-    from pwdlib.hashers.argon2 import Argon2Hasher
-
     from backend.auth import passwords
     from backend.seeding import fake, loader
+    from tests.passwords import cheap_hasher
 
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    cheap = cheap_hasher()
     monkeypatch.setattr(passwords, "_hasher", lambda: cheap)  # the Writer's, for seed loads
     monkeypatch.setattr(fake, "hash_password", cheap.hash)
     monkeypatch.setattr(loader, "verify_password", cheap.verify)
