@@ -170,7 +170,7 @@ def migrate(
 
     settings = _settings()
     try:
-        applied = asyncio.run(schema.migrate(settings.database_url, revision))
+        applied = asyncio.run(schema.migrate(settings.session_database_url, revision))
     except schema.MigrationError as exc:
         raise CommandError(str(exc)) from None
     for step in applied:
@@ -185,8 +185,8 @@ async def _describe_current(settings: Settings) -> str:
 
     from backend import schema
 
-    current = await schema.current_revisions(settings.database_url)
-    scripts = ScriptDirectory.from_config(schema.alembic_config(settings.database_url))
+    current = await schema.current_revisions(settings.session_database_url)
+    scripts = ScriptDirectory.from_config(schema.alembic_config(settings.session_database_url))
     shown = [f"{revision} ({schema.branch_name(scripts, revision)})" for revision in current]
     return ", ".join(sorted(shown)) or "base"
 
@@ -228,14 +228,14 @@ def check(
 
     if live:
         settings = _settings()
-        current = asyncio.run(schema.current_revisions(settings.database_url))
+        current = asyncio.run(schema.current_revisions(settings.session_database_url))
         heads = schema.head_revisions()
         if current != heads:
             raise CommandError(
                 f"database is at {', '.join(sorted(current)) or 'base'}, not at head "
                 f"{', '.join(sorted(heads))}; run `tablestack migrate` first"
             )
-        diffs = asyncio.run(schema.diff(settings.database_url))
+        diffs = asyncio.run(schema.diff(settings.session_database_url))
     else:
         diffs = asyncio.run(schema.diff_against_migrations())
     lines = schema.format_diff(diffs)

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # 503 with Retry-After (instead of hanging on a locked table or an unreachable host).
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Behind PgBouncer in transaction pooling mode (backend/db.py): PgBouncer before 1.21 hands
+    # one client's transactions to any server connection, where the prepared statements asyncpg
+    # names and caches per client connection do not exist or already exist under another
+    # client's name. Off, every statement is prepared unnamed and nothing is cached (a parse per
+    # statement: see bench/README.md for the cost). DATABASE_DIRECT_URL, when set, is used for
+    # what a transaction pooler cannot carry: migrations and the realtime feed's LISTEN.
+    db_prepared_statements: bool = True
+    database_direct_url: str | None = None
     # API
     cors_origins: list[str] = Field(default_factory=list)
     page_size_default: int = Field(default=25, ge=1)
@@ -193,16 +201,18 @@ class Settings(BaseSettings):
     password_reset_max_age_s: int = Field(default=3600, ge=60)
     invitation_max_age_s: int = Field(default=7 * 24 * 3600, ge=60)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_direct_url")
     @classmethod
-    def _supported_url(cls, value: str) -> str:
+    def _supported_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError(f"cannot parse DATABASE_URL {value!r}") from None
+            raise ValueError(f"cannot parse the database URL {value!r}") from None
         if url.drivername not in SUPPORTED_DRIVERS:
             raise ValueError(
-                f"DATABASE_URL driver {url.drivername!r} is not supported; "
+                f"the database driver {url.drivername!r} is not supported; "
                 f"use one of {', '.join(SUPPORTED_DRIVERS)}"
             )
         return value
@@ -221,6 +231,12 @@ class Settings(BaseSettings):
     def mail_enabled(self) -> bool:
         """Whether emails (password resets, invitations) can be sent."""
         return bool(self.smtp_host) and self.public_base_url is not None
+
+    @property
+    def session_database_url(self) -> str:
+        """The URL of a connection that keeps its session: the direct one when the API's goes
+        through a transaction pooler (migrations, LISTEN)."""
+        return self.database_direct_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:

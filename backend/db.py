@@ -70,10 +70,22 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
         pool_timeout=settings.db_pool_timeout_s,
-        connect_args={"timeout": settings.db_connect_timeout_s},  # asyncpg.connect's
+        connect_args=postgresql_connect_args(settings),
     )
     _configure_postgresql(engine)
     return engine
+
+
+def postgresql_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connect arguments for the settings (and SQLAlchemy's adapter's own)."""
+    args: dict[str, Any] = {"timeout": settings.db_connect_timeout_s}
+    if not settings.db_prepared_statements:
+        # asyncpg then prepares every statement unnamed (asyncpg >= 0.25 names a statement
+        # only when its cache is on), and SQLAlchemy's adapter keeps no prepared statements
+        # of its own: nothing outlives the transaction a transaction pooler lends.
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+    return args
 
 
 def _configure_postgresql(engine: AsyncEngine) -> None:

@@ -47,6 +47,26 @@ def test_unsupported_driver() -> None:
     assert_one_line_error(result, "driver 'mysql' is not supported")
 
 
+def test_unsupported_direct_url_driver() -> None:
+    result = run("migrate", env={"DATABASE_DIRECT_URL": "mysql://root@localhost/x"})
+    assert_one_line_error(result, "invalid setting DATABASE_DIRECT_URL")
+
+
+def test_migrate_goes_to_the_direct_url(tmp_path: Path) -> None:
+    """Behind a transaction pooler, migrations take DATABASE_DIRECT_URL (here the pooler's
+    address answers nothing, so only the direct URL can have been used)."""
+    direct = f"sqlite+aiosqlite:///{tmp_path / 'direct.db'}"
+    result = run(
+        "migrate",
+        env={
+            "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/pooled",
+            "DATABASE_DIRECT_URL": direct,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert asyncio.run(schema.current_revisions(direct)) == schema.head_revisions()
+
+
 def test_production_refuses_the_default_secret_key() -> None:
     result = run("serve", env={"ENVIRONMENT": "production"})
     assert_one_line_error(result, "SECRET_KEY still has its development default")

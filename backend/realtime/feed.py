@@ -325,7 +325,7 @@ class Feed:
 
     async def _listen(self) -> None:
         """LISTEN on one dedicated connection; reconnect (with a backoff) whenever it is lost."""
-        url = make_url(self.database.settings.database_url).set(drivername="postgresql")
+        url = make_url(self.database.settings.session_database_url).set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
         delay = 0.1
         while True:

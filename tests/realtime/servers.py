@@ -128,7 +128,7 @@ def start_server(database_url: str, **overrides: str) -> Server:
         env=env,
     )
     server = Server(f"http://127.0.0.1:{port}", process, env)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a loaded 2-core machine imports slowly
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"the realtime test server exited with {process.returncode}")
