@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # what a transaction pooler cannot carry: migrations and the realtime feed's LISTEN.
     db_prepared_statements: bool = True
     database_direct_url: str | None = None
+    # Read replicas (backend/replicas.py): the API's list and get-one reads go to these
+    # PostgreSQL streaming replicas in turn (comma-separated or a JSON list of URLs); one that
+    # refuses a connection is skipped for `replica_retry_s` while the primary serves its reads.
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    replica_retry_s: float = Field(default=2.0, gt=0)
     # API
     cors_origins: list[str] = Field(default_factory=list)
     page_size_default: int = Field(default=25, ge=1)
@@ -215,6 +220,29 @@ class Settings(BaseSettings):
                 f"the database driver {url.drivername!r} is not supported; "
                 f"use one of {', '.join(SUPPORTED_DRIVERS)}"
             )
+        return value
+
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _replica_urls(cls, value: object) -> object:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("is neither a JSON list nor comma-separated URLs") from None
+        elif isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    driver = make_url(item).drivername
+                except ArgumentError:
+                    raise ValueError(f"cannot parse the replica URL {item!r}") from None
+                if driver != "postgresql+asyncpg":
+                    raise ValueError(
+                        f"replica {make_url(item).render_as_string(hide_password=True)!r}: "
+                        "replicas are PostgreSQL, postgresql+asyncpg://user@host/db"
+                    )
         return value
 
     @field_validator("public_base_url")

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.config import Settings
 from backend.crud.connection import Connection, ConnectionSource
+from backend.replicas import Replicas
 
 # Stable constraint names, so migrations can drop and alter them. Set before any table exists.
 NAMING_CONVENTION = {
@@ -150,6 +151,7 @@ class Database:
         self.admin_sessions = async_sessionmaker(class_=SAAsyncSession, expire_on_commit=False)
         # The generated routes' connections (no session): from the pool, compiled SQL cached.
         self._connections = ConnectionSource()
+        self.replicas: Replicas | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -166,16 +168,31 @@ class Database:
         self._engine = engine if engine is not None else create_engine(self.settings)
         self.api_sessions.configure(bind=self._engine)
         self.admin_sessions.configure(bind=self._engine)
+        urls = self.settings.database_replica_urls
+        if urls and self._engine.dialect.name == "postgresql":
+            engines = [
+                create_engine(self.settings.model_copy(update={"database_url": url}))
+                for url in urls
+            ]
+            self.replicas = Replicas(engines, self.settings.replica_retry_s)
         return self._engine
 
-    def api_connection(self) -> AbstractAsyncContextManager[Connection]:
+    def api_connection(self, *, replica: bool = False) -> AbstractAsyncContextManager[Connection]:
         """One connection for a generated route: from the engine's pool or, when the API's
-        sessions are bound to a connection (a test's transaction), joined to that one."""
+        sessions are bound to a connection (a test's transaction), joined to that one.
+
+        With `replica` (a read that may lag), from a read replica when there are some.
+        """
         bound = self.api_sessions.kw.get("bind")
         joined = bound if isinstance(bound, AsyncConnection) else None
+        if replica and joined is None and self.replicas is not None:
+            return self.replicas.read(self._connections, self.engine)
         return self._connections.connect(self.engine, joined)
 
     async def dispose(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.dispose()
+            self.replicas = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

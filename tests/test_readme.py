@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from backend.config import PROJECT_ROOT, Settings
+from backend.config import PROJECT_ROOT, Settings, load_settings
 from backend.main import create_app
 
 README = PROJECT_ROOT / "README.md"
@@ -32,6 +32,9 @@ CHECKED_ELSEWHERE = {
     f"{TABLESTACK} serve": "tests/test_health.py and tests/admin (a served app)",
     "createdb ": "PostgreSQL set-up; the suite creates its own databases",
     "export DATABASE_URL=": "set by these tests for each command",
+    "export DATABASE_REPLICA_URLS=": "tests/replicas; the value: test_readme_exports_are_valid",
+    "export DB_PREPARED_STATEMENTS=": "tests/pgbouncer; the value: test_readme_exports_are_valid",
+    "export DATABASE_DIRECT_URL=": "tests/pgbouncer; the value: test_readme_exports_are_valid",
     "TOKEN=$(curl ": "test_the_api_example_works_pasted",
     "curl ": "test_the_api_example_works_pasted",
 }
@@ -181,3 +184,17 @@ def test_the_api_example_works_pasted(empty_database_url: str) -> None:
         assert header in printed, f"{header!r} not in {printed}"
     pattern = ".*?".join(re.escape(part) for part in body.split("..."))
     assert re.fullmatch(pattern, printed[-1]), printed[-1]
+
+
+def test_readme_exports_are_valid() -> None:
+    """Every `export NAME=value` of the README is a setting Tablestack accepts as written."""
+    exports = [
+        _without_comment(line).removeprefix("export ").split("=", 1)
+        for block in _shell_blocks()
+        for line in block
+        if line.startswith("export ")
+    ]
+    assert len(exports) >= 4
+    for name, value in exports:
+        assert name.lower() in Settings.model_fields, name
+        load_settings(**{name.lower(): value})  # raises ConfigurationError naming it

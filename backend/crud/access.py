@@ -18,6 +18,7 @@ from backend.crud.connection import Connection
 from backend.crud.operation import Arguments
 from backend.db import get_database
 from backend.registry import ResourceOptions
+from backend.replicas import wants_primary
 
 _CALLER_ID = "tablestack.caller_id"
 
@@ -55,7 +56,8 @@ class Access:
         request.scope[_CALLER_ID] = None if claims is None else claims.user_id
         if claims is None:
             admit(None, self.settings, required, read=read)
-        async with get_database(request).api_connection() as connection:
+        replica = read and not wants_primary(request)
+        async with get_database(request).api_connection(replica=replica) as connection:
             pending = None
             if claims is not None:
                 pending = PendingCaller(claims, required, self.settings, read=read)

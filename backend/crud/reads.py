@@ -22,6 +22,7 @@ from backend.crud.paging import Pages, prefers_estimated_count
 from backend.crud.query import ListParser
 from backend.crud.rows import RowShape
 from backend.registry import ResourceOptions
+from backend.replicas import falling_back
 
 
 class Reads:
@@ -48,6 +49,13 @@ class Reads:
 
     async def read_one(self, request: Request, arguments: Arguments) -> Response:
         """`GET /{id}`: the row, or 404."""
+        return await falling_back(request, lambda: self._read_one(request, arguments))
+
+    async def read_list(self, request: Request, arguments: Arguments) -> Response:
+        """`GET /`: a page of the rows that match the filters, the total in the headers."""
+        return await falling_back(request, lambda: self._read_list(request, arguments))
+
+    async def _read_one(self, request: Request, arguments: Arguments) -> Response:
         async with self.access.connect(request, arguments, read=True, defer_caller=True) as (
             connection,
             pending,
@@ -71,8 +79,7 @@ class Reads:
             )
         return self.rows.response(self.rows.record(row), headers={"ETag": etag(version)})
 
-    async def read_list(self, request: Request, arguments: Arguments) -> Response:
-        """`GET /`: a page of the rows that match the filters, the total in the headers."""
+    async def _read_list(self, request: Request, arguments: Arguments) -> Response:
         async with self.access.connect(request, arguments, read=True, defer_caller=True) as (
             connection,
             pending,
